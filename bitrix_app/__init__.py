@@ -1,0 +1,100 @@
+"""The Bitrix24 BI Builder app: `create_app()` builds the Flask app; `portal_client()` is the
+entry point for scripts and jobs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask, jsonify, render_template, request
+from sqlalchemy import text
+
+from .config import Config, ProductionConfig
+from .extensions import db, migrate
+from .logging_setup import install_log_redaction
+from .services.bitrix import Bitrix
+from .services.database import configure_sqlite, engine_options, make_session_factory
+from .services.errors import Rejected
+from .services.settings import BitrixSettings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config_class: type[Config] = ProductionConfig, overrides: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        instance_path=str(PROJECT_ROOT / "instance"),
+    )
+    app.config.from_object(config_class)
+    app.config.update(overrides or {})
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["SQLALCHEMY_DATABASE_URI"] or (
+        f"sqlite:///{Path(app.instance_path) / 'bitrix_app.db'}"
+    )
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    config_class.validate(app.config)
+    install_log_redaction()
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    with app.app_context():
+        configure_sqlite(db.engine)
+        app.extensions["bitrix"] = Bitrix(BitrixSettings.from_config(app.config), make_session_factory(db.engine))
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import events, install
+
+    app.register_blueprint(install.bp)
+    app.register_blueprint(events.bp)
+
+    @app.get("/healthz")
+    def healthz():
+        try:
+            with app.extensions["bitrix"].session_factory() as session:
+                session.execute(text("SELECT 1"))
+        except Exception:  # any database failure means "not healthy"
+            return jsonify(status="error", database="unreachable"), 503
+        return jsonify(status="ok", database="ok")
+
+
+def wants_json() -> bool:
+    return request.path.startswith(("/api/", "/events")) or request.accept_mimetypes.best == "application/json"
+
+
+def error_response(status: int, code: str, description: str):
+    if wants_json():
+        return jsonify(error=code, error_description=description), status
+    return render_template("error.html", status=status, code=code, description=description), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    from werkzeug.exceptions import HTTPException
+
+    @app.errorhandler(Rejected)
+    def rejected(exc: Rejected):
+        return error_response(exc.status, exc.code, exc.description)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = (exc.name or "error").upper().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or "")
+
+
+def register_commands(app: Flask) -> None:
+    from .cli import register
+
+    register(app)
+
+
+def portal_client(member_id_or_domain: str):
+    """The REST client bound to a portal's stored token, for scripts and jobs (no Flask needed)."""
+    return Bitrix.from_env().client(member_id_or_domain)

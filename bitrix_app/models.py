@@ -1,0 +1,92 @@
+"""Database models: a portal per member_id, its current tokens, and its history.
+
+The models use plain SQLAlchemy (no Flask) so the CLI, jobs and services share them.
+Token columns hold Fernet ciphertext only; see services/crypto.py.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PortalStatus:
+    ACTIVE = "active"
+    NEEDS_REAUTH = "needs_reauth"
+    PAYMENT_REQUIRED = "payment_required"
+    UNINSTALLED = "uninstalled"
+
+
+class Portal(Base):
+    __tablename__ = "portals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    domain: Mapped[str] = mapped_column(String(255), index=True)
+    client_endpoint: Mapped[str] = mapped_column(String(512))
+    server_endpoint: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(32), default=PortalStatus.ACTIVE)
+    scope: Mapped[str] = mapped_column(String(512), default="")
+    application_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    # Users (Bitrix user ids) an administrator allowed to edit in the tab.
+    editor_user_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    installed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    token: Mapped[PortalToken | None] = relationship(
+        back_populates="portal", cascade="all, delete-orphan", uselist=False
+    )
+
+
+class PortalToken(Base):
+    """The portal's current OAuth pair. One row per portal; its row lock serialises refreshes."""
+
+    __tablename__ = "portal_tokens"
+
+    portal_id: Mapped[int] = mapped_column(
+        ForeignKey("portals.id", ondelete="CASCADE"), primary_key=True
+    )
+    access_token_encrypted: Mapped[str] = mapped_column(Text)
+    refresh_token_encrypted: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    # Bumped on every change, so a worker can tell whether someone else refreshed already.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    portal: Mapped[Portal] = relationship(back_populates="token")
+
+
+class PortalHistory(Base):
+    """Append-only record of installs, updates, uninstalls, refreshes and refresh failures."""
+
+    __tablename__ = "portal_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(1024), default="")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
+class RateLimitBucket(Base):
+    """Client-side leaky bucket state shared by every process (see services/ratelimit.py)."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    level: Mapped[float] = mapped_column(default=0.0)
+    updated: Mapped[float] = mapped_column(default=0.0)

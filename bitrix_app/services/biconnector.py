@@ -1,0 +1,113 @@
+"""Typed helpers for BI Builder connectors and sources (`biconnector.connector.*`, `biconnector.source.*`)."""
+from __future__ import annotations
+
+from typing import TypedDict
+
+from .rest import BitrixClient
+
+
+class ConnectorSetting(TypedDict):
+    name: str
+    code: str
+    type: str  # "STRING" or "INT", case-sensitive
+
+
+class Connector(TypedDict, total=False):
+    id: int
+    title: str
+    description: str
+    logo: str
+    sort: int
+    urlCheck: str
+    urlData: str
+    urlTableList: str
+    urlTableDescription: str
+    settings: list[ConnectorSetting]
+    dateCreate: str
+    supportMapping: bool
+    sourceCode: str
+
+
+class SourceSetting(TypedDict, total=False):
+    code: str
+    name: str
+    type: str
+    value: str  # plain text, secrets included: never send to a browser
+
+
+class Source(TypedDict, total=False):
+    id: int
+    title: str
+    description: str
+    type: str
+    code: str
+    active: bool
+    connectorId: int
+    dateCreate: str
+    dateUpdate: str
+    createdById: int
+    updatedById: int
+    settings: list[SourceSetting]
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def normalize_connector(item: dict) -> Connector:
+    item = dict(item)
+    for key in ("id", "sort"):
+        if key in item:
+            item[key] = _int(item[key])
+    item["settings"] = list(item.get("settings") or [])
+    return item  # type: ignore[return-value]
+
+
+def normalize_source(item: dict) -> Source:
+    """`source.get` nests the source under `connection`; `source.list` items are flat."""
+    if isinstance(item.get("connection"), dict):
+        item = {**item["connection"], "connectorId": item.get("connectorId"), "settings": item.get("settings")}
+    item = dict(item)
+    for key in ("id", "connectorId", "createdById", "updatedById"):
+        if key in item:
+            item[key] = _int(item[key])
+    item["settings"] = [
+        {key: value for key, value in setting.items() if key != "id"} for setting in item.get("settings") or []
+    ]
+    return item  # type: ignore[return-value]
+
+
+class Biconnector:
+    def __init__(self, client: BitrixClient):
+        self.client = client
+
+    # Connectors
+    def connectors(self, **params) -> list[Connector]:
+        return [normalize_connector(item) for item in self.client.list_all("biconnector.connector.list", params)]
+
+    def connector(self, connector_id: int) -> Connector:
+        return normalize_connector(self.client.call("biconnector.connector.get", {"id": connector_id})["item"])
+
+    def connector_fields(self) -> list[dict]:
+        return self.client.call("biconnector.connector.fields")["fields"]
+
+    def update_connector(self, connector_id: int, fields: dict) -> bool:
+        """`settings`, if given, replaces the stored list wholesale: pass the complete table."""
+        return self.client.call("biconnector.connector.update", {"id": connector_id, "fields": fields}) is True
+
+    # Sources
+    def sources(self, **params) -> list[Source]:
+        return [normalize_source(item) for item in self.client.list_all("biconnector.source.list", params)]
+
+    def source(self, source_id: int) -> Source:
+        return normalize_source(self.client.call("biconnector.source.get", {"id": source_id})["item"])
+
+    def source_fields(self) -> list[dict]:
+        return self.client.call("biconnector.source.fields")["fields"]
+
+    def update_source(self, source_id: int, fields: dict) -> bool:
+        """Bitrix24 requires `title` on every update and checks the connector's urlCheck first."""
+        return self.client.call("biconnector.source.update", {"id": source_id, "fields": fields}) is True

@@ -1,0 +1,102 @@
+"""`Bitrix`: everything the app needs to talk to Bitrix24, wired once, with no Flask in sight.
+
+The web tier keeps one in `app.extensions["bitrix"]`; the CLI and scripts build one with
+`Bitrix.from_env()` (see `bitrix_app.portal_client`).
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from ..models import Portal
+from .biconnector import Biconnector
+from .crypto import TokenCipher
+from .errors import PORTAL_NOT_FOUND, PortalUnavailable
+from .oauth import OAuthClient
+from .rest import BitrixClient, StaticCredentials, make_http_session
+from .settings import BitrixSettings
+from .tokens import AccessToken, TokenStore, find_portal
+
+
+class PortalCredentials:
+    """The stored token of one portal, refreshed single-flight through the TokenStore."""
+
+    def __init__(self, tokens: TokenStore, oauth: OAuthClient, member_id: str):
+        self.tokens = tokens
+        self.oauth = oauth
+        self.member_id = member_id
+
+    def current(self) -> AccessToken:
+        return self.tokens.current(self.member_id)
+
+    def refreshed(self, stale: AccessToken) -> AccessToken:
+        return self.tokens.refresh(self.member_id, stale.version, self.oauth.refresh)
+
+
+class Bitrix:
+    def __init__(self, settings: BitrixSettings, session_factory: sessionmaker, limiter=None):
+        self.settings = settings
+        self.session_factory = session_factory
+        self.http = make_http_session()
+        self.oauth = OAuthClient(settings, self.http)
+        self.tokens = TokenStore(session_factory, TokenCipher(list(settings.encryption_keys)))
+        # A shared leaky bucket (services/ratelimit.py); None sends without client-side pacing.
+        self.limiter = limiter
+
+    @classmethod
+    def from_env(cls) -> "Bitrix":
+        """For scripts and jobs: the same configuration the web app reads."""
+        from ..config import Config, ProductionConfig
+        from .database import make_engine, make_session_factory
+
+        config = {name: getattr(ProductionConfig, name) for name in dir(ProductionConfig) if name.isupper()}
+        config["SQLALCHEMY_DATABASE_URI"] = config["SQLALCHEMY_DATABASE_URI"] or "sqlite:///instance/bitrix_app.db"
+        Config.validate(config)
+        bitrix = cls(BitrixSettings.from_config(config), make_session_factory(make_engine(config["SQLALCHEMY_DATABASE_URI"])))
+        bitrix.limiter = make_default_limiter(bitrix)
+        return bitrix
+
+    def portal(self, member_id_or_domain: str) -> Portal:
+        with self.session_factory() as session:
+            portal = find_portal(session, member_id_or_domain)
+            if portal is None:
+                raise PortalUnavailable(PORTAL_NOT_FOUND, f"No portal with member id or domain {member_id_or_domain!r}.")
+            return portal
+
+    def client(self, member_id_or_domain: str) -> BitrixClient:
+        """A REST client bound to the portal's stored token (refresh handled)."""
+        portal = self.portal(member_id_or_domain)
+        credentials = PortalCredentials(self.tokens, self.oauth, portal.member_id)
+        return self._client(portal.client_endpoint, credentials, portal.member_id)
+
+    def user_client(self, client_endpoint: str, access_token: str) -> BitrixClient:
+        """A client acting with a user's own token (iframe AUTH_ID), which we never store."""
+        return self._client(client_endpoint, StaticCredentials(access_token), None)
+
+    def biconnector(self, member_id_or_domain: str) -> Biconnector:
+        return Biconnector(self.client(member_id_or_domain))
+
+    def _client(self, endpoint: str, credentials, member_id: str | None) -> BitrixClient:
+        throttle = None
+        if self.limiter is not None and member_id is not None:
+            throttle = lambda: self.limiter.acquire(member_id)  # noqa: E731
+        return BitrixClient(
+            endpoint,
+            credentials,
+            self.http,
+            timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+            throttle=throttle,
+        )
+
+    def portals(self) -> list[Portal]:
+        with self.session_factory() as session:
+            return list(session.scalars(select(Portal).order_by(Portal.domain)))
+
+
+def make_default_limiter(bitrix: "Bitrix"):
+    """Filled in by the rate-limit module when present; None otherwise."""
+    try:
+        from .ratelimit import limiter_for
+    except ImportError:
+        return None
+    return limiter_for(bitrix)

@@ -1,0 +1,203 @@
+"""Installation and app events: verify, store, bind. Plain Python; the blueprints only translate HTTP.
+
+Nothing from an install POST or an event is trusted until the authorization server confirms the
+token (app.info on the *configured* OAuth host) or the stored application token matches.
+"""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import delete, select
+
+from ..models import Portal, PortalHistory, PortalStatus
+from .bitrix import Bitrix
+from .errors import BitrixError, OAuthError, Rejected
+from .oauth import AppInfo, TokenSet
+from .tokens import record
+
+BOUND_EVENTS = ("ONAPPUNINSTALL", "ONAPPUPDATE")
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """Tokens handed to us by Bitrix24 (installer POST or an event's auth block)."""
+
+    member_id: str
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    application_token: str
+    scope: str = ""
+
+    def __repr__(self) -> str:
+        return f"Authorization(member_id={self.member_id!r})"
+
+
+def _seconds(value) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 3600
+
+
+def authorization_from(values: dict, *, names: dict[str, str]) -> Authorization:
+    """Build an Authorization from a dict, renaming keys (installer POST vs event auth block)."""
+    missing = [outer for outer, inner in names.items() if not values.get(outer)]
+    if missing:
+        raise Rejected(400, "MISSING_FIELDS", "The request lacks required fields: " + ", ".join(sorted(missing)) + ".")
+    picked = {inner: values[outer] for outer, inner in names.items()}
+    picked["expires_in"] = _seconds(picked.get("expires_in"))
+    return Authorization(scope=str(values.get("APPLICATION_SCOPE") or values.get("scope") or ""), **picked)
+
+
+INSTALLER_FIELDS = {
+    "member_id": "member_id",
+    "AUTH_ID": "access_token",
+    "REFRESH_ID": "refresh_token",
+    "AUTH_EXPIRES": "expires_in",
+    "APPLICATION_TOKEN": "application_token",
+}
+EVENT_AUTH_FIELDS = {
+    "member_id": "member_id",
+    "access_token": "access_token",
+    "refresh_token": "refresh_token",
+    "expires_in": "expires_in",
+    "application_token": "application_token",
+}
+
+
+def verify(bitrix: Bitrix, access_token: str, member_id: str) -> AppInfo:
+    """The token must be ours, for this portal, and its portal endpoint acceptable."""
+    try:
+        info = bitrix.oauth.app_info(access_token)
+    except OAuthError:
+        raise Rejected(401, "INVALID_AUTH", "Bitrix24 did not confirm this authorization; the request was ignored.") from None
+    if not hmac.compare_digest(info.client_id, bitrix.settings.client_id):
+        raise Rejected(403, "WRONG_APPLICATION", "The authorization was issued for another application.")
+    if not hmac.compare_digest(info.member_id, member_id):
+        raise Rejected(403, "MEMBER_ID_MISMATCH", "The authorization belongs to a different portal than the request claims.")
+    if not bitrix.settings.is_acceptable_url(info.client_endpoint):
+        raise Rejected(400, "INSECURE_ENDPOINT", "The portal's REST endpoint is not an https URL.")
+    return info
+
+
+def require_admin(bitrix: Bitrix, info: AppInfo, access_token: str) -> None:
+    try:
+        is_admin = bitrix.user_client(info.client_endpoint, access_token).call("user.admin")
+    except BitrixError:
+        raise Rejected(502, "PORTAL_UNREACHABLE", "The portal did not answer; please try again.") from None
+    if is_admin is not True:
+        raise Rejected(403, "NOT_ADMIN", "Only a portal administrator can install the application.")
+
+
+def install(bitrix: Bitrix, auth: Authorization) -> Portal:
+    """Installer POST or ONAPPINSTALL: verify, then create or update the portal and its tokens."""
+    info = verify(bitrix, auth.access_token, auth.member_id)
+    require_admin(bitrix, info, auth.access_token)
+    portal = store_authorization(bitrix, info, auth, kind="install")
+    bind_events(bitrix, portal.member_id)
+    return portal
+
+
+def store_authorization(bitrix: Bitrix, info: AppInfo, auth: Authorization, *, kind: str) -> Portal:
+    tokens = TokenSet(
+        access_token=auth.access_token,
+        refresh_token=auth.refresh_token,
+        expires_at=datetime.now(timezone.utc) + timedelta(seconds=auth.expires_in),
+        user_id=info.user_id,
+    )
+    with bitrix.session_factory() as session, session.begin():
+        portal = session.scalars(select(Portal).where(Portal.member_id == auth.member_id)).first()
+        if portal is None:
+            portal = Portal(member_id=auth.member_id, editor_user_ids=[])
+            session.add(portal)
+        elif kind == "install" and portal.status != PortalStatus.UNINSTALLED:
+            kind = "reinstall"
+        portal.domain = info.domain
+        portal.client_endpoint = info.client_endpoint
+        portal.server_endpoint = bitrix.settings.oauth_rest_url
+        portal.scope = auth.scope or info.scope
+        portal.status = PortalStatus.ACTIVE
+        if auth.application_token:
+            bitrix.tokens.set_application_token(portal, auth.application_token)
+        bitrix.tokens.save_tokens(session, portal, tokens)
+        record(session, portal.member_id, kind, f"user {info.user_id}")
+    return portal
+
+
+def reseed(bitrix: Bitrix, member_id: str, access_token: str, refresh_token: str, expires_in) -> Portal:
+    """An administrator's own authorization replaces a stored token that stopped working."""
+    info = verify(bitrix, access_token, member_id)
+    require_admin(bitrix, info, access_token)
+    auth = Authorization(member_id, access_token, refresh_token, _seconds(expires_in), application_token="")
+    return store_authorization(bitrix, info, auth, kind="reseed")
+
+
+def bind_events(bitrix: Bitrix, member_id: str) -> None:
+    """Bind our lifecycle handlers unless already bound (event.bind twice is unconfirmed)."""
+    client = bitrix.client(member_id)
+    handler = f"{bitrix.settings.public_url}/events"
+    bound = {(item.get("event", "").upper(), item.get("handler")) for item in client.call("event.get") or []}
+    for event in BOUND_EVENTS:
+        if (event, handler) not in bound:
+            client.call("event.bind", {"event": event, "handler": handler})
+
+
+def handle_event(bitrix: Bitrix, payload: dict) -> str:
+    """Authenticate and apply one form-decoded Bitrix24 event. Returns what was done."""
+    event = str(payload.get("event") or "").upper()
+    auth = payload.get("auth") if isinstance(payload.get("auth"), dict) else {}
+    member_id = str(auth.get("member_id") or "")
+    if not event or not member_id:
+        raise Rejected(400, "MALFORMED_EVENT", "The event lacks its name or auth[member_id].")
+    if event == "ONAPPINSTALL":
+        install(bitrix, authorization_from(auth, names=EVENT_AUTH_FIELDS))
+        return "installed"
+    token_matches = _application_token_matches(bitrix, member_id, str(auth.get("application_token") or ""))
+    if event == "ONAPPUPDATE":
+        return _update(bitrix, auth, token_matches)
+    if not token_matches:
+        raise Rejected(401, "INVALID_APPLICATION_TOKEN", "The event's application token does not match this portal.")
+    if event == "ONAPPUNINSTALL":
+        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+        return uninstall(bitrix, member_id, clean=str(data.get("CLEAN", "0")) == "1")
+    return "ignored"
+
+
+def _application_token_matches(bitrix: Bitrix, member_id: str, presented: str) -> bool:
+    with bitrix.session_factory() as session:
+        portal = session.scalars(select(Portal).where(Portal.member_id == member_id)).first()
+        if portal is None:
+            raise Rejected(401, "UNKNOWN_PORTAL", "This portal has not installed the application.")
+        stored = bitrix.tokens.application_token(portal) or ""
+    return bool(presented) and hmac.compare_digest(presented.encode(), stored.encode())
+
+
+def _update(bitrix: Bitrix, auth: dict, token_matches: bool) -> str:
+    """ONAPPUPDATE brings a *new* application token, so a mismatch is expected: the tokens it
+    carries prove its origin instead (verified with the authorization server)."""
+    authorization = authorization_from(auth, names=EVENT_AUTH_FIELDS)
+    try:
+        info = verify(bitrix, authorization.access_token, authorization.member_id)
+    except Rejected:
+        if token_matches:
+            raise
+        raise Rejected(401, "INVALID_APPLICATION_TOKEN", "The event could not be authenticated.") from None
+    store_authorization(bitrix, info, authorization, kind="update")
+    bind_events(bitrix, authorization.member_id)  # Bitrix24 drops event handlers on update
+    return "updated"
+
+
+def uninstall(bitrix: Bitrix, member_id: str, clean: bool) -> str:
+    """Tokens are deleted at once; the portal row stays, marked uninstalled (idempotent)."""
+    with bitrix.session_factory() as session, session.begin():
+        portal = session.scalars(select(Portal).where(Portal.member_id == member_id)).one()
+        portal.token = None
+        portal.status = PortalStatus.UNINSTALLED
+        if clean:
+            portal.editor_user_ids = []
+            session.execute(delete(PortalHistory).where(PortalHistory.member_id == member_id))
+        record(session, member_id, "uninstall", "clean" if clean else "")
+    return "uninstalled"

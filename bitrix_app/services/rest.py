@@ -1,0 +1,213 @@
+"""The one Bitrix24 REST client, used by the web tier, the CLI and jobs.
+
+POSTs JSON to `<client_endpoint><method>` with the token in the body, and turns every failure
+into a `BitrixError` — including biconnector errors, which arrive with HTTP 200 nested inside
+`result` and must never look like success.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from . import php_form
+from .errors import BitrixError
+from .tokens import AccessToken
+
+BATCH_LIMIT = 50
+USER_AGENT = "bitrix-biconnector-app/1.0"
+
+
+def make_http_session(pool_size: int = 32) -> requests.Session:
+    """A pooled HTTP session; redirects stay off so a portal rename is noticed (see _post)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+    return session
+
+
+class Credentials(Protocol):
+    def current(self) -> AccessToken: ...
+
+    def refreshed(self, stale: AccessToken) -> AccessToken: ...
+
+
+class StaticCredentials:
+    """A token that cannot be refreshed, e.g. the AUTH_ID of the user who opened the tab."""
+
+    def __init__(self, access_token: str):
+        self._token = AccessToken(access_token, 0, datetime.max.replace(tzinfo=timezone.utc))
+
+    def current(self) -> AccessToken:
+        return self._token
+
+    def refreshed(self, stale: AccessToken) -> AccessToken:
+        raise BitrixError("expired_token", "The user's authorization expired; reopen the app.", status=401)
+
+
+def nested_error(result) -> dict | None:
+    """biconnector's `{"result": {"error": {"error": CODE, "error_description": …}}}`."""
+    if isinstance(result, dict) and isinstance(result.get("error"), dict):
+        return result["error"]
+    return None
+
+
+@dataclass
+class BatchResult:
+    results: dict = field(default_factory=dict)
+    errors: dict[str, BitrixError] = field(default_factory=dict)
+
+
+class BitrixClient:
+    def __init__(
+        self,
+        endpoint: str,
+        credentials: Credentials,
+        http: requests.Session,
+        *,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        max_rate_limit_retries: int = 3,
+        backoff: float = 1.0,
+        throttle: Callable[[], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ):
+        self.endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
+        self.credentials = credentials
+        self.http = http
+        self.timeout = timeout
+        self.max_rate_limit_retries = max_rate_limit_retries
+        self.backoff = backoff
+        self.throttle = throttle
+        self.sleep = sleep
+        self.clock = clock
+        self.requests_sent = 0
+        self.operating_reset_at: dict[str, float] = {}
+
+    # --- public API ----------------------------------------------------------------------
+
+    def call(self, method: str, params: dict | None = None):
+        """Call a method and return its `result`, or raise BitrixError."""
+        body = self._call_with_auth(method, params or {})
+        result = body.get("result")
+        error = nested_error(result)
+        if error is not None:
+            raise BitrixError(error.get("error"), error.get("error_description", ""), status=200, method=method)
+        return result
+
+    def batch(self, commands: dict[str, tuple[str, dict]], halt: bool = False) -> BatchResult:
+        """Run up to 50 commands in one request (one hit on the rate limit)."""
+        if len(commands) > BATCH_LIMIT:
+            raise ValueError(f"A batch takes at most {BATCH_LIMIT} commands, got {len(commands)}.")
+        cmd = {key: f"{method}?{php_form.encode(params)}" for key, (method, params) in commands.items()}
+        reply = self.call("batch", {"halt": 1 if halt else 0, "cmd": cmd})
+        outcome = BatchResult()
+        results = reply.get("result") or {}
+        errors = reply.get("result_error") or {}
+        for key, (method, _params) in commands.items():
+            if isinstance(errors, dict) and key in errors:
+                error = errors[key] or {}
+                outcome.errors[key] = BitrixError(error.get("error"), error.get("error_description", ""), method=method)
+            elif isinstance(results, dict) and key in results:
+                error = nested_error(results[key])
+                if error is not None:
+                    outcome.errors[key] = BitrixError(error.get("error"), error.get("error_description", ""),
+                                                      status=200, method=method)
+                else:
+                    outcome.results[key] = results[key]
+            else:
+                outcome.errors[key] = BitrixError("NOT_EXECUTED", "The batch stopped before this command.", method=method)
+        return outcome
+
+    def list_all(self, method: str, params: dict | None = None, page_size: int = 50) -> list:
+        """biconnector lists: `page=1,2,…` until a short page (there is no total/next)."""
+        items: list = []
+        page = 1
+        while True:
+            chunk = self.call(method, {**(params or {}), "page": page}) or []
+            items.extend(chunk)
+            if len(chunk) < page_size:
+                return items
+            page += 1
+
+    # --- transport -----------------------------------------------------------------------
+
+    def _call_with_auth(self, method: str, params: dict) -> dict:
+        token = self.credentials.current()
+        refreshed = False
+        if token.is_expired(self.clock()):
+            token = self.credentials.refreshed(token)
+            refreshed = True
+        rate_limit_retries = 0
+        while True:
+            status, body = self._post(method, {**params, "auth": token.value})
+            code = body.get("error")
+            if code is None:
+                self._remember_operating_time(method, body)
+                return body
+            if code in ("expired_token", "invalid_token") and not refreshed:
+                # invalid_token: our token may have been rotated away by another worker.
+                token = self._renewed(token, refresh=(code == "expired_token"))
+                refreshed = True
+                continue
+            if code == "QUERY_LIMIT_EXCEEDED" and rate_limit_retries < self.max_rate_limit_retries:
+                self.sleep(self.backoff * 2 ** rate_limit_retries)
+                rate_limit_retries += 1
+                continue
+            raise BitrixError(
+                code,
+                body.get("error_description", ""),
+                status=status,
+                method=method,
+                reset_at=self._reset_at(method, body) if code == "OPERATION_TIME_LIMIT" else None,
+            )
+
+    def _renewed(self, token: AccessToken, refresh: bool) -> AccessToken:
+        newer = self.credentials.current()
+        if newer.version != token.version:
+            return newer
+        if not refresh:
+            raise BitrixError("invalid_token", "The stored access token was not accepted.", status=401)
+        return self.credentials.refreshed(token)
+
+    def _post(self, method: str, payload: dict) -> tuple[int, dict]:
+        if self.throttle is not None:
+            self.throttle()
+        url = self.endpoint + method
+        try:
+            response = self.http.post(url, json=payload, timeout=self.timeout, allow_redirects=False)
+            if response.is_redirect and response.headers.get("Location"):
+                # A renamed portal answers 302; re-POST the body instead of degrading to GET.
+                response = self.http.post(response.headers["Location"], json=payload,
+                                          timeout=self.timeout, allow_redirects=False)
+        except requests.Timeout:
+            raise BitrixError("NETWORK_TIMEOUT", "Bitrix24 did not answer in time.", method=method) from None
+        except requests.RequestException:
+            raise BitrixError("NETWORK_ERROR", "Bitrix24 could not be reached.", method=method) from None
+        finally:
+            self.requests_sent += 1
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise BitrixError("INVALID_RESPONSE", "Bitrix24 answered with something that is not a JSON object.",
+                              status=response.status_code, method=method)
+        if "error" not in body and response.status_code >= 400:
+            body = {"error": f"HTTP_{response.status_code}", "error_description": "Bitrix24 returned an HTTP error."}
+        return response.status_code, body
+
+    def _remember_operating_time(self, method: str, body: dict) -> None:
+        reset_at = (body.get("time") or {}).get("operating_reset_at")
+        if reset_at:
+            self.operating_reset_at[method] = float(reset_at)
+
+    def _reset_at(self, method: str, body: dict) -> float | None:
+        reset_at = body.get("operating_reset_at") or (body.get("time") or {}).get("operating_reset_at")
+        return float(reset_at) if reset_at else self.operating_reset_at.get(method)

@@ -1,0 +1,178 @@
+"""Per-portal token storage and the single-flight refresh.
+
+Refresh tokens rotate and are single-use, so two workers refreshing the same portal at once
+would lock it out. `TokenStore.refresh` therefore locks the portal's token row (SELECT ... FOR
+UPDATE on PostgreSQL, a write lock taken first on SQLite), re-reads it, skips the refresh if
+another worker already did it, and commits the new pair before anyone uses it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..models import Portal, PortalHistory, PortalStatus, PortalToken
+from .crypto import TokenCipher
+from .errors import (
+    PORTAL_NEEDS_REAUTH,
+    PORTAL_NOT_FOUND,
+    PORTAL_PAYMENT_REQUIRED,
+    PORTAL_UNINSTALLED,
+    OAuthError,
+    PortalUnavailable,
+)
+from .oauth import TokenSet
+
+# Refresh a little before the stored expiry, so a call does not race the clock.
+EXPIRY_LEEWAY = timedelta(seconds=30)
+REAUTH_CODES = {"invalid_grant", "invalid_client"}
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    value: str
+    version: int
+    expires_at: datetime
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at - EXPIRY_LEEWAY
+
+    def __repr__(self) -> str:
+        return f"AccessToken(version={self.version}, expires_at={self.expires_at!r})"
+
+
+def as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def record(session: Session, member_id: str, kind: str, detail: str = "") -> None:
+    session.add(PortalHistory(member_id=member_id, kind=kind, detail=detail[:1024]))
+
+
+def find_portal(session: Session, member_id_or_domain: str) -> Portal | None:
+    return session.scalars(
+        select(Portal).where(
+            (Portal.member_id == member_id_or_domain) | (Portal.domain == member_id_or_domain)
+        ).order_by(Portal.member_id != member_id_or_domain)
+    ).first()
+
+
+class TokenStore:
+    def __init__(
+        self,
+        session_factory: sessionmaker,
+        cipher: TokenCipher,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ):
+        self.session_factory = session_factory
+        self.cipher = cipher
+        self.clock = clock
+
+    # --- writing -------------------------------------------------------------------------
+
+    def save_tokens(self, session: Session, portal: Portal, tokens: TokenSet) -> None:
+        """Replace the portal's pair inside the caller's transaction."""
+        row = portal.token
+        if row is None:
+            row = portal.token = PortalToken(version=0)
+        row.access_token_encrypted = self.cipher.encrypt(tokens.access_token)
+        row.refresh_token_encrypted = self.cipher.encrypt(tokens.refresh_token)
+        row.expires_at = tokens.expires_at
+        if tokens.user_id is not None:
+            row.user_id = tokens.user_id
+        row.version = (row.version or 0) + 1
+        row.refreshed_at = self.clock()
+
+    def set_application_token(self, portal: Portal, application_token: str) -> None:
+        portal.application_token_encrypted = self.cipher.encrypt(application_token)
+
+    def application_token(self, portal: Portal) -> str | None:
+        if not portal.application_token_encrypted:
+            return None
+        return self.cipher.decrypt(portal.application_token_encrypted)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def current(self, member_id: str) -> AccessToken:
+        with self.session_factory() as session:
+            portal = session.scalars(select(Portal).where(Portal.member_id == member_id)).first()
+            row = self._usable_token(portal, member_id)
+            return self._access_token(row)
+
+    def refresh_token(self, member_id: str) -> str:
+        """Only for the CLI `portals refresh`; never leaves the process."""
+        with self.session_factory() as session:
+            portal = session.scalars(select(Portal).where(Portal.member_id == member_id)).first()
+            return self.cipher.decrypt(self._usable_token(portal, member_id).refresh_token_encrypted)
+
+    # --- single-flight refresh -----------------------------------------------------------
+
+    def refresh(self, member_id: str, stale_version: int, refresh: Callable[[str], TokenSet]) -> AccessToken:
+        """Refresh unless another worker already replaced the token we found stale."""
+        failure: OAuthError | None = None
+        with self.session_factory() as session, session.begin():
+            row = self._lock_token_row(session, member_id)
+            if row.version != stale_version:
+                return self._access_token(row)
+            try:
+                tokens = refresh(self.cipher.decrypt(row.refresh_token_encrypted))
+            except OAuthError as exc:
+                # Commit the failure (needs_reauth, payment) instead of rolling it back.
+                self._mark_refresh_failure(session, row.portal, exc)
+                failure = exc
+            else:
+                self.save_tokens(session, row.portal, tokens)
+                record(session, member_id, "refresh")
+                return self._access_token(row)
+        raise failure
+
+    def _lock_token_row(self, session: Session, member_id: str) -> PortalToken:
+        portal_id = session.scalar(select(Portal.id).where(Portal.member_id == member_id))
+        if portal_id is None:
+            raise PortalUnavailable(PORTAL_NOT_FOUND, f"No installed portal {member_id}.")
+        if session.get_bind().dialect.name == "sqlite":
+            # SQLite has no row locks: a no-op write takes the database write lock up front.
+            session.execute(
+                update(PortalToken).where(PortalToken.portal_id == portal_id).values(version=PortalToken.version)
+            )
+        row = session.scalars(
+            select(PortalToken).where(PortalToken.portal_id == portal_id).with_for_update()
+        ).first()
+        return self._usable_token(row.portal if row else session.get(Portal, portal_id), member_id)
+
+    def _mark_refresh_failure(self, session: Session, portal: Portal, exc: OAuthError) -> None:
+        if exc.code in REAUTH_CODES:
+            portal.status = PortalStatus.NEEDS_REAUTH
+        elif exc.code == "PAYMENT_REQUIRED":
+            portal.status = PortalStatus.PAYMENT_REQUIRED
+        record(session, portal.member_id, "refresh_failed", exc.code)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _usable_token(self, portal: Portal | None, member_id: str) -> PortalToken:
+        if portal is None:
+            raise PortalUnavailable(PORTAL_NOT_FOUND, f"No installed portal {member_id}.")
+        if portal.status == PortalStatus.UNINSTALLED or portal.token is None:
+            raise PortalUnavailable(PORTAL_UNINSTALLED, f"The app is not installed on {portal.domain}.")
+        if portal.status == PortalStatus.NEEDS_REAUTH:
+            raise PortalUnavailable(
+                PORTAL_NEEDS_REAUTH,
+                f"The stored authorization for {portal.domain} stopped working; "
+                "an administrator of the portal must open the app once to renew it.",
+            )
+        if portal.status == PortalStatus.PAYMENT_REQUIRED:
+            raise PortalUnavailable(
+                PORTAL_PAYMENT_REQUIRED, f"The app's subscription on {portal.domain} has to be paid."
+            )
+        return portal.token
+
+    def _access_token(self, row: PortalToken) -> AccessToken:
+        return AccessToken(
+            value=self.cipher.decrypt(row.access_token_encrypted),
+            version=row.version,
+            expires_at=as_utc(row.expires_at),
+        )

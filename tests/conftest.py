@@ -1,0 +1,139 @@
+"""Shared fixtures: a fake Bitrix24 and the app, both served over real HTTP on loopback.
+
+The database comes from TEST_DATABASE_URL (default: a SQLite file in a temp folder); CI runs
+the suite once with SQLite and once with PostgreSQL.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
+
+from bitrix_app import create_app
+from bitrix_app.config import TestConfig
+from bitrix_app.models import Base
+from bitrix_app.sandbox.fake import FakeBitrix24
+from bitrix_app.services.crypto import TokenCipher
+
+CLIENT_ID = "app.test.client"
+CLIENT_SECRET = "test-client-secret-value"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    if url.startswith("postgresql"):
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def encryption_key() -> str:
+    return TokenCipher.generate_key()
+
+
+class LiveServer:
+    """A WSGI app served by a threaded werkzeug server on a free loopback port."""
+
+    def __init__(self, wsgi_app):
+        self.server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def fake_server():
+    fake = FakeBitrix24(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, app_url="http://127.0.0.1:1")
+    fake.start(host="127.0.0.1", port=0)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def app_config(database_url, encryption_key, fake_server) -> dict:
+    return {
+        "SECRET_KEY": "test-secret-key",
+        "BITRIX_CLIENT_ID": CLIENT_ID,
+        "BITRIX_CLIENT_SECRET": CLIENT_SECRET,
+        "BITRIX_OAUTH_SERVER": fake_server.url,
+        "BITRIX_JS_SDK_URL": f"{fake_server.url}/bx24.js",
+        "TOKEN_ENCRYPTION_KEYS": [encryption_key],
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "APP_PUBLIC_URL": "http://127.0.0.1:1",  # replaced once the live server has its port
+    }
+
+
+@pytest.fixture(scope="session")
+def live_app(app_config, fake_server):
+    """The app, migrated with Alembic, served over HTTP; the fake portal calls it there."""
+    from flask_migrate import upgrade
+
+    app = create_app(TestConfig, app_config)
+    with app.app_context():
+        upgrade()
+    server = LiveServer(app)
+    app.config["APP_PUBLIC_URL"] = server.url
+    bitrix = app.extensions["bitrix"]
+    bitrix.settings = replace(bitrix.settings, public_url=server.url)
+    fake_server.app_url = server.url
+    app.live_url = server.url
+    yield app
+    server.stop()
+
+
+@pytest.fixture
+def app(live_app):
+    yield live_app
+    with live_app.extensions["bitrix"].session_factory() as session, session.begin():
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(table.delete())
+
+
+@pytest.fixture
+def fake(fake_server, app):
+    fake_server.reset()
+    fake_server.config.rate_limit = False  # tests that need the limit switch it on
+    fake_server.app_url = app.live_url
+    yield fake_server
+    fake_server.reset()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def bitrix(app):
+    return app.extensions["bitrix"]
+
+
+@pytest.fixture
+def portal(fake):
+    return fake.add_portal(domain="alpha.bitrix24.test")
+
+
+@pytest.fixture
+def installed_portal(fake, portal):
+    """A portal that installed the app through the installer page and finished installation."""
+    response = fake.install(portal)
+    assert response.status_code == 200, response.text
+    fake.finish_install(portal)
+    return portal
