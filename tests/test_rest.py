@@ -1,0 +1,140 @@
+"""The REST client against the fake portal: envelopes, nested errors, retries, batch, paging."""
+import pytest
+
+from bitrix_app.services.errors import BitrixError
+from bitrix_app.services.rest import BitrixClient, StaticCredentials, make_http_session
+
+CONNECTOR = {
+    "title": "Warehouse", "logo": "https://example.com/logo.svg", "urlCheck": "https://example.com/check",
+    "urlData": "https://example.com/data", "urlTableList": "https://example.com/tables",
+    "urlTableDescription": "https://example.com/describe",
+    "settings": [{"name": "Host", "code": "host", "type": "STRING"}],
+}
+
+
+@pytest.fixture
+def client(bitrix, installed_portal):
+    client = bitrix.client(installed_portal.member_id)
+    client.sleep = lambda seconds: None  # retries without waiting
+    return client
+
+
+def test_success_returns_result(client):
+    assert client.call("user.admin") is True
+
+
+def test_biconnector_error_nested_in_result_is_raised(client):
+    with pytest.raises(BitrixError) as excinfo:
+        client.call("biconnector.connector.update", {"id": 999, "fields": {"title": "x"}})
+    assert excinfo.value.code == "CONNECTOR_NOT_FOUND"
+    assert excinfo.value.status == 200
+    assert excinfo.value.description == "Connector was not found."
+
+
+def test_top_level_error_is_raised_with_status(client):
+    with pytest.raises(BitrixError) as excinfo:
+        client.call("no.such.method")
+    assert (excinfo.value.code, excinfo.value.status) == ("ERROR_METHOD_NOT_FOUND", 404)
+
+
+def test_codeless_title_error_of_source_update_is_an_error(fake, installed_portal, client):
+    connector_id = fake.seed_connector(installed_portal, {**CONNECTOR, "urlCheck": f"{fake.url}/_demo_connector/check"})
+    source_id = fake.seed_source(installed_portal, {"title": "S", "connectorId": connector_id, "settings": {"host": "h"}})
+    with pytest.raises(BitrixError) as excinfo:
+        client.call("biconnector.source.update", {"id": source_id, "fields": {"description": "no title"}})
+    assert excinfo.value.code == "BITRIX_ERROR"
+    assert excinfo.value.description == "All the fields are required."
+
+
+def test_rate_limit_is_retried_with_backoff(fake, installed_portal, client):
+    waits = []
+    client.sleep = waits.append
+    installed_portal.inject_503 = 2
+
+    assert client.call("user.admin") is True
+    assert waits == [1.0, 2.0]
+
+
+def test_rate_limit_retries_are_bounded(installed_portal, client):
+    installed_portal.inject_503 = 10
+    with pytest.raises(BitrixError) as excinfo:
+        client.call("user.admin")
+    assert excinfo.value.code == "QUERY_LIMIT_EXCEEDED"
+    assert excinfo.value.status == 503
+
+
+def test_operation_time_limit_carries_reset_time(installed_portal, client):
+    installed_portal.operation_time_limit_methods = {"user.current"}
+    with pytest.raises(BitrixError) as excinfo:
+        client.call("user.current")
+    assert excinfo.value.code == "OPERATION_TIME_LIMIT"
+    assert excinfo.value.status == 429
+    assert excinfo.value.reset_at is not None
+
+
+def test_html_error_page_becomes_a_clear_error(installed_portal, client):
+    installed_portal.html_5xx = 1
+    with pytest.raises(BitrixError) as excinfo:
+        client.call("user.admin")
+    assert excinfo.value.code == "INVALID_RESPONSE"
+    assert excinfo.value.status >= 500
+
+
+def test_expired_token_refreshes_once_and_retries(fake, installed_portal, client):
+    fake.expire_access_tokens(installed_portal)
+    assert client.call("user.admin") is True
+    assert fake.refresh_count(installed_portal) == 1
+
+
+def test_a_token_that_stays_expired_is_not_refreshed_forever(fake, installed_portal, client):
+    fake.config.access_ttl = 0
+    fake.expire_access_tokens(installed_portal)
+    with pytest.raises(BitrixError) as excinfo:
+        client.call("user.admin")
+    assert excinfo.value.code == "expired_token"
+    assert fake.refresh_count(installed_portal) == 1
+
+
+def test_batch_reports_each_command(fake, installed_portal, client):
+    connector_id = fake.seed_connector(installed_portal, CONNECTOR)
+    outcome = client.batch({
+        "ok": ("biconnector.connector.update", {"id": connector_id, "fields": {"title": "Renamed"}}),
+        "missing": ("biconnector.connector.update", {"id": 999, "fields": {"title": "x"}}),
+        "admin": ("user.admin", {}),
+    })
+    assert outcome.results == {"ok": True, "admin": True}
+    assert outcome.errors["missing"].code == "CONNECTOR_NOT_FOUND"
+    assert installed_portal.connectors[connector_id]["title"] == "Renamed"
+    assert fake.count_requests(installed_portal, "batch") == 1
+
+
+def test_batch_refuses_more_than_fifty_commands(client):
+    with pytest.raises(ValueError):
+        client.batch({str(i): ("user.admin", {}) for i in range(51)})
+
+
+def test_list_all_pages_until_a_short_page(fake, installed_portal, client):
+    for number in range(120):
+        fake.seed_connector(installed_portal, {**CONNECTOR, "title": f"C{number}"})
+    items = client.list_all("biconnector.connector.list")
+    assert len(items) == 120
+    assert len({item["id"] for item in items}) == 120
+    assert fake.count_requests(installed_portal, "biconnector.connector.list") == 3
+
+
+def test_user_token_cannot_be_refreshed(fake, installed_portal):
+    tokens = fake.issue_tokens(installed_portal, installed_portal.admin)
+    client = BitrixClient(installed_portal.client_endpoint, StaticCredentials(tokens["access_token"]), make_http_session())
+    assert client.call("user.admin") is True
+    fake.expire_access_tokens(installed_portal)
+    with pytest.raises(BitrixError) as excinfo:
+        client.call("user.admin")
+    assert excinfo.value.code == "expired_token"
+
+
+def test_network_failure_is_a_bitrix_error():
+    client = BitrixClient("http://127.0.0.1:9/rest/", StaticCredentials("t"), make_http_session(), timeout=(0.5, 0.5))
+    with pytest.raises(BitrixError) as excinfo:
+        client.call("user.admin")
+    assert excinfo.value.code in {"NETWORK_ERROR", "NETWORK_TIMEOUT"}
+    assert "t" not in excinfo.value.description.split()

@@ -1,0 +1,106 @@
+"""Token storage and the single-flight refresh (threads in one process; see
+test_refresh_race.py for several processes)."""
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select, update
+
+from bitrix_app.models import Portal, PortalHistory, PortalStatus, PortalToken
+from bitrix_app.services.errors import OAuthError, PortalUnavailable
+
+
+def history(bitrix, member_id):
+    with bitrix.session_factory() as session:
+        return list(session.scalars(select(PortalHistory.kind).where(PortalHistory.member_id == member_id)))
+
+
+def portal_status(bitrix, member_id):
+    with bitrix.session_factory() as session:
+        return session.scalar(select(Portal.status).where(Portal.member_id == member_id))
+
+
+def test_refresh_skips_when_another_worker_already_refreshed(fake, installed_portal, bitrix):
+    member_id = installed_portal.member_id
+    stale = bitrix.tokens.current(member_id)
+
+    first = bitrix.tokens.refresh(member_id, stale.version, bitrix.oauth.refresh)
+    second = bitrix.tokens.refresh(member_id, stale.version, bitrix.oauth.refresh)
+
+    assert fake.refresh_count(installed_portal) == 1
+    assert first.version == second.version == stale.version + 1
+    assert first.value == second.value != stale.value
+    assert history(bitrix, member_id).count("refresh") == 1
+
+
+def test_concurrent_threads_refresh_exactly_once(fake, installed_portal, bitrix):
+    fake.config.refresh_latency = 0.2  # widen the race window
+    fake.expire_access_tokens(installed_portal)
+    client = bitrix.client(installed_portal.member_id)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda _: client.call("user.admin"), range(16)))
+
+    assert results == [True] * 16
+    assert fake.refresh_count(installed_portal) == 1
+
+
+def test_spent_refresh_token_marks_portal_needs_reauth(fake, installed_portal, bitrix):
+    member_id = installed_portal.member_id
+    bitrix.oauth.refresh(bitrix.tokens.refresh_token(member_id))  # someone else spent it
+    stale = bitrix.tokens.current(member_id)
+
+    with pytest.raises(OAuthError) as excinfo:
+        bitrix.tokens.refresh(member_id, stale.version, bitrix.oauth.refresh)
+
+    assert excinfo.value.code == "invalid_grant"
+    assert portal_status(bitrix, member_id) == PortalStatus.NEEDS_REAUTH
+    assert history(bitrix, member_id)[-1] == "refresh_failed"
+    with pytest.raises(PortalUnavailable) as unavailable:
+        bitrix.tokens.current(member_id)
+    assert unavailable.value.code == "PORTAL_NEEDS_REAUTH"
+    with bitrix.session_factory() as session:  # kept, visible, not deleted
+        assert session.scalar(select(PortalToken).join(Portal).where(Portal.member_id == member_id)) is not None
+
+
+def test_payment_required_is_recorded(fake, installed_portal, bitrix):
+    installed_portal.payment_required = True
+    stale = bitrix.tokens.current(installed_portal.member_id)
+    with pytest.raises(OAuthError):
+        bitrix.tokens.refresh(installed_portal.member_id, stale.version, bitrix.oauth.refresh)
+    assert portal_status(bitrix, installed_portal.member_id) == PortalStatus.PAYMENT_REQUIRED
+    assert history(bitrix, installed_portal.member_id)[-1] == "refresh_failed"
+
+
+def test_refresh_reply_without_expires_and_user_id_is_stored(fake, installed_portal, bitrix):
+    fake.config.token_response_legacy = True
+    member_id = installed_portal.member_id
+    stale = bitrix.tokens.current(member_id)
+
+    fresh = bitrix.tokens.refresh(member_id, stale.version, bitrix.oauth.refresh)
+
+    assert fresh.expires_at > datetime.now(timezone.utc) + timedelta(minutes=50)
+    assert bitrix.client(member_id).call("user.admin") is True
+    with bitrix.session_factory() as session:
+        assert session.scalar(select(PortalToken.user_id)) == installed_portal.admin.id
+
+
+def test_refresh_over_post_when_configured(fake, installed_portal, bitrix):
+    from dataclasses import replace
+
+    original = bitrix.oauth.settings
+    bitrix.oauth.settings = replace(original, token_method="POST")
+    try:
+        stale = bitrix.tokens.current(installed_portal.member_id)
+        bitrix.tokens.refresh(installed_portal.member_id, stale.version, bitrix.oauth.refresh)
+    finally:
+        bitrix.oauth.settings = original
+    assert fake.refresh_count(installed_portal) == 1
+
+
+def test_stored_expiry_in_the_past_refreshes_before_calling(fake, installed_portal, bitrix):
+    with bitrix.session_factory() as session, session.begin():
+        session.execute(update(PortalToken).values(expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
+
+    assert bitrix.client(installed_portal.member_id).call("user.admin") is True
+    assert fake.refresh_count(installed_portal) == 1
