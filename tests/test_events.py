@@ -97,6 +97,7 @@ def test_malformed_event_gets_400(app):
 
 
 def test_onappupdate_replaces_application_token_tokens_and_rebinds(fake, installed_portal, bitrix, app):
+    fake.config.handlers_removed_before_update_event = True  # the order is unconfirmed; see the next test
     _, token_before, _ = load(bitrix, installed_portal.member_id)
     old_application_token = installed_portal.application_token
 
@@ -110,6 +111,17 @@ def test_onappupdate_replaces_application_token_tokens_and_rebinds(fake, install
     assert history[-1] == "update"
     bound = {(item["event"].upper(), item["handler"]) for item in installed_portal.bound_events}
     assert ("ONAPPUNINSTALL", f"{app.live_url}/events") in bound
+
+
+def test_handlers_removed_after_onappupdate_are_bound_again_by_the_installer(fake, installed_portal, app):
+    fake.config.handlers_removed_before_update_event = False
+    fake.update_app(installed_portal)
+    assert installed_portal.bound_events == []
+
+    assert fake.install(installed_portal).status_code == 200  # Bitrix24 shows the new version's installer
+
+    bound = {(item["event"].upper(), item["handler"]) for item in installed_portal.bound_events}
+    assert {("ONAPPUNINSTALL", f"{app.live_url}/events"), ("ONAPPUPDATE", f"{app.live_url}/events")} <= bound
 
 
 def test_forged_onappupdate_is_rejected(fake, installed_portal, bitrix):

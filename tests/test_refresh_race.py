@@ -25,7 +25,7 @@ def worker(settings, database_url, member_id, start, results):
     client = bitrix.client(member_id)
 
     def one_call(_):
-        start.wait(timeout=30)
+        start.wait(timeout=120)
         try:
             return ("ok", client.call("user.admin"))
         except Exception as exc:  # report, don't crash the worker
@@ -37,7 +37,9 @@ def worker(settings, database_url, member_id, start, results):
 
 
 def run_workers(bitrix, database_url, member_id):
-    context = multiprocessing.get_context("spawn")
+    # forkserver: clean children (no inherited server threads) that start fast from a preloaded parent.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["bitrix_app.services.bitrix", "bitrix_app.services.database"])
     start, results = context.Event(), context.Queue()
     processes = [
         context.Process(target=worker, args=(bitrix.settings, database_url, member_id, start, results))
@@ -46,7 +48,7 @@ def run_workers(bitrix, database_url, member_id):
     for process in processes:
         process.start()
     start.set()
-    outcomes = [results.get(timeout=60) for _ in range(PROCESSES * THREADS)]
+    outcomes = [results.get(timeout=120) for _ in range(PROCESSES * THREADS)]
     for process in processes:
         process.join(timeout=30)
     return outcomes
