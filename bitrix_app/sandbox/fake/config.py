@@ -1,0 +1,43 @@
+"""Switches of the fake Bitrix24. Every field can be changed at runtime (``fake.config.x = ...``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class FakeConfig:
+    # Leaky bucket per portal and client IP (Bitrix24 cloud: 2/s and 50; Enterprise 5/s and 250).
+    rate_limit: bool = True
+    rate_per_second: float = 2.0
+    burst: int = 50
+    enterprise_rate_per_second: float = 5.0
+    enterprise_burst: int = 250
+
+    # Authorization server.
+    access_ttl: int = 3600
+    refresh_ttl: int = 180 * 86400
+    auth_code_ttl: int = 30
+    invalid_grant_status: int = 400
+    invalid_client_status: int = 401
+    payment_required_status: int = 402
+    token_response_legacy: bool = False  # older format: no `expires`, no `user_id`
+    refresh_latency: float = 0.0  # seconds spent inside a refresh grant (widens race windows)
+
+    # Calls from the portal to connector endpoints (urlCheck).
+    url_check_timeout: float = 10.0  # the real module waits 250 s
+    allow_local_connections: bool = True  # False reproduces the cloud refusing private addresses
+
+    # Portal version switches for biconnector.
+    support_mapping: bool = True
+    source_code: bool = True
+
+    # App lifecycle and events.
+    handlers_removed_before_update_event: bool = False
+    install_event_on_finish: bool = True  # installFinish delivers ONAPPINSTALL to a bound handler
+    event_timeout: float = 10.0
+
+    # REST transport.
+    bitrix_json_escaping: bool = False  # "\u0022", "\/" ... exactly as PHP's Json::encode writes
+    docs_statuses: bool = False  # insufficient_scope 403 (docs) instead of 401 (module code)
+    batch_errors_top_level: bool = True  # >50 commands -> 400, nested batch -> 405 (docs);
+    # False: per-command entries in result_error, as the module code does
