@@ -3,6 +3,7 @@ entry point for scripts and jobs."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
@@ -14,6 +15,7 @@ from .logging_setup import install_log_redaction
 from .services.bitrix import Bitrix
 from .services.database import configure_sqlite, engine_options, make_session_factory
 from .services.errors import Rejected
+from .services.rest import BitrixClient
 from .services.settings import BitrixSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,10 +53,12 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import events, install
+    from . import api, events, install, placement
 
     app.register_blueprint(install.bp)
     app.register_blueprint(events.bp)
+    app.register_blueprint(placement.bp)
+    app.register_blueprint(api.bp)
 
     @app.get("/healthz")
     def healthz():
@@ -95,6 +99,37 @@ def register_commands(app: Flask) -> None:
     register(app)
 
 
-def portal_client(member_id_or_domain: str):
-    """The REST client bound to a portal's stored token, for scripts and jobs (no Flask needed)."""
-    return Bitrix.from_env().client(member_id_or_domain)
+_shared_bitrix: Bitrix | None = None
+_shared_bitrix_lock = threading.Lock()
+
+
+def shared_bitrix() -> Bitrix:
+    """The process-wide `Bitrix` for scripts and jobs, built from the environment on first use.
+
+    One per process: one database engine, one HTTP connection pool, one rate limiter, whatever
+    the number of `portal_client` calls.
+    """
+    global _shared_bitrix
+    with _shared_bitrix_lock:
+        if _shared_bitrix is None:
+            _shared_bitrix = Bitrix.from_env()
+        return _shared_bitrix
+
+
+def portal_client(member_id_or_domain: str) -> BitrixClient:
+    """The REST client of one portal, for scripts and jobs; no Flask app or request needed.
+
+    Reads the same environment as the web app (DATABASE_URL, BITRIX_CLIENT_ID, ...). The client
+    uses the portal's stored token, refreshes it single-flight when Bitrix24 says it expired,
+    and waits for the portal's shared leaky bucket before every request:
+
+        from bitrix_app import portal_client
+        from bitrix_app.services.biconnector import Biconnector
+
+        client = portal_client("example.bitrix24.com")       # or the portal's member_id
+        client.call("biconnector.connector.list")
+        Biconnector(client).update_source(7, {"title": "Warehouse", "settings": {"host": "db2"}})
+
+    Raises `PortalUnavailable` for an unknown, uninstalled or re-authorization-needing portal.
+    """
+    return shared_bitrix().client(member_id_or_domain)

@@ -1,10 +1,21 @@
-"""Command-line entry points (`flask --app app --help`)."""
+"""Command-line entry points (`flask --app app --help`).
+
+    sandbox                          the local demo (app + fake Bitrix24)
+    portals list|show|refresh        installed portals and their tokens (commands/portals.py)
+    connectors list|get|update       one portal's connectors            (commands/objects.py)
+    sources list|get|update          one portal's sources               (commands/objects.py)
+    plan apply PLAN                  a declared state across portals    (commands/plan.py)
+"""
 from __future__ import annotations
 
 from flask import Flask
 
 
 def register(app: Flask) -> None:
+    from .commands.objects import connectors, sources
+    from .commands.plan import plan
+    from .commands.portals import portals
     from .sandbox.runner import sandbox_command
 
-    app.cli.add_command(sandbox_command)
+    for command in (sandbox_command, portals, connectors, sources, plan):
+        app.cli.add_command(command)

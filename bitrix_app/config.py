@@ -33,9 +33,14 @@ class Config:
     TOKEN_ENCRYPTION_KEYS = _keys(os.environ.get("TOKEN_ENCRYPTION_KEYS"))
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")  # default set by create_app
     REDIS_URL = os.environ.get("REDIS_URL")
-    # Client-side leaky bucket per portal (Bitrix24 default plans: 2/s, burst 50; Enterprise 5/s, 250).
+    # Client-side leaky bucket per portal (Bitrix24 default plans: 2/s, burst 50; Enterprise 5/s, 250),
+    # shared through the database, or Redis when REDIS_URL is set. A rate of 0 turns pacing off.
     BITRIX_RATE_PER_SECOND = float(os.environ.get("BITRIX_RATE_PER_SECOND", "2"))
     BITRIX_RATE_BURST = int(os.environ.get("BITRIX_RATE_BURST", "50"))
+    BITRIX_ENTERPRISE_RATE_PER_SECOND = float(os.environ.get("BITRIX_ENTERPRISE_RATE_PER_SECOND", "5"))
+    BITRIX_ENTERPRISE_RATE_BURST = int(os.environ.get("BITRIX_ENTERPRISE_RATE_BURST", "250"))
+    # Comma-separated member ids or domains of Enterprise portals (paced at the Enterprise rate).
+    BITRIX_ENTERPRISE_PORTALS = _keys(os.environ.get("BITRIX_ENTERPRISE_PORTALS"))
     SESSION_TOKEN_TTL = int(os.environ.get("SESSION_TOKEN_TTL", "3600"))
     SANDBOX = False
     TESTING = False

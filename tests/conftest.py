@@ -137,3 +137,62 @@ def installed_portal(fake, portal):
     assert response.status_code == 200, response.text
     fake.finish_install(portal)
     return portal
+
+
+# --- The embedded tab and its JSON API (issue 3) -------------------------------------------------
+
+class TabApi:
+    """The tab's JSON API as one user sees it: every request carries that user's session token."""
+
+    def __init__(self, client, session_token: str):
+        self.client = client
+        self.session_token = session_token
+        self.headers = {"Authorization": f"Bearer {session_token}"}
+
+    def get(self, path: str):
+        return self.client.get("/api" + path, headers=self.headers)
+
+    def post(self, path: str, json=None, **kwargs):
+        return self.client.post("/api" + path, json=json, headers=self.headers, **kwargs)
+
+    def put(self, path: str, json=None, **kwargs):
+        return self.client.put("/api" + path, json=json, headers=self.headers, **kwargs)
+
+
+def session_token_in(page_html: str) -> str:
+    import re
+
+    match = re.search(r'<meta name="session-token" content="([^"]+)"', page_html)
+    assert match, "the tab page has no session-token meta tag"
+    return match.group(1)
+
+
+@pytest.fixture
+def open_tab(fake, client):
+    """Open the app's tab in the fake portal as `user` (default: the admin) → a TabApi."""
+
+    def open_(portal, user=None, lang="en") -> TabApi:
+        response = fake.open_app(portal, user, lang=lang)
+        assert response.status_code == 200, response.text
+        return TabApi(client, session_token_in(response.text))
+
+    return open_
+
+
+@pytest.fixture
+def demo_portal(fake, installed_portal):
+    """An installed portal with the sandbox's demo connector and its two sources."""
+    installed_portal.demo = fake.seed_demo(installed_portal)
+    return installed_portal
+
+
+@pytest.fixture
+def read_session(app):
+    """Decode a session token the way the API does (→ TabSession)."""
+    from bitrix_app.api import session_tokens
+
+    def read(token: str):
+        with app.app_context():
+            return session_tokens().read(token)
+
+    return read

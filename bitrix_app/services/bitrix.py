@@ -13,6 +13,7 @@ from .biconnector import Biconnector
 from .crypto import TokenCipher
 from .errors import PORTAL_NOT_FOUND, PortalUnavailable
 from .oauth import OAuthClient
+from .ratelimit import RateLimiter, limiter_for
 from .rest import BitrixClient, StaticCredentials, make_http_session
 from .settings import BitrixSettings
 from .tokens import AccessToken, TokenStore, find_portal
@@ -34,14 +35,15 @@ class PortalCredentials:
 
 
 class Bitrix:
-    def __init__(self, settings: BitrixSettings, session_factory: sessionmaker, limiter=None):
+    def __init__(self, settings: BitrixSettings, session_factory: sessionmaker, limiter: RateLimiter | None = None):
         self.settings = settings
         self.session_factory = session_factory
         self.http = make_http_session()
         self.oauth = OAuthClient(settings, self.http)
         self.tokens = TokenStore(session_factory, TokenCipher(list(settings.encryption_keys)))
-        # A shared leaky bucket (services/ratelimit.py); None sends without client-side pacing.
-        self.limiter = limiter
+        # Every request to a portal first waits for its shared leaky bucket (services/ratelimit.py).
+        # None only when BITRIX_RATE_PER_SECOND is 0: requests then go out unpaced.
+        self.limiter = limiter if limiter is not None else limiter_for(self)
 
     @classmethod
     def from_env(cls) -> "Bitrix":
@@ -52,9 +54,7 @@ class Bitrix:
         config = {name: getattr(ProductionConfig, name) for name in dir(ProductionConfig) if name.isupper()}
         config["SQLALCHEMY_DATABASE_URI"] = config["SQLALCHEMY_DATABASE_URI"] or "sqlite:///instance/bitrix_app.db"
         Config.validate(config)
-        bitrix = cls(BitrixSettings.from_config(config), make_session_factory(make_engine(config["SQLALCHEMY_DATABASE_URI"])))
-        bitrix.limiter = make_default_limiter(bitrix)
-        return bitrix
+        return cls(BitrixSettings.from_config(config), make_session_factory(make_engine(config["SQLALCHEMY_DATABASE_URI"])))
 
     def portal(self, member_id_or_domain: str) -> Portal:
         with self.session_factory() as session:
@@ -92,11 +92,3 @@ class Bitrix:
         with self.session_factory() as session:
             return list(session.scalars(select(Portal).order_by(Portal.domain)))
 
-
-def make_default_limiter(bitrix: "Bitrix"):
-    """Filled in by the rate-limit module when present; None otherwise."""
-    try:
-        from .ratelimit import limiter_for
-    except ImportError:
-        return None
-    return limiter_for(bitrix)

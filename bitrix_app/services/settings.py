@@ -18,6 +18,9 @@ class BitrixSettings:
     read_timeout: float = 60.0
     rate_per_second: float = 2.0
     rate_burst: int = 50
+    enterprise_rate_per_second: float = 5.0
+    enterprise_rate_burst: int = 250
+    enterprise_portals: tuple[str, ...] = ()  # member ids or domains paced at the Enterprise rate
     redis_url: str | None = None
 
     @classmethod
@@ -32,6 +35,9 @@ class BitrixSettings:
             encryption_keys=tuple(config["TOKEN_ENCRYPTION_KEYS"]),
             rate_per_second=float(config.get("BITRIX_RATE_PER_SECOND", 2)),
             rate_burst=int(config.get("BITRIX_RATE_BURST", 50)),
+            enterprise_rate_per_second=float(config.get("BITRIX_ENTERPRISE_RATE_PER_SECOND", 5)),
+            enterprise_rate_burst=int(config.get("BITRIX_ENTERPRISE_RATE_BURST", 250)),
+            enterprise_portals=tuple(config.get("BITRIX_ENTERPRISE_PORTALS") or ()),
             redis_url=config.get("REDIS_URL"),
         )
 

@@ -1,0 +1,200 @@
+"""The tab's JSON API under /api. Every request carries the session token from the page as
+`Authorization: Bearer <token>`; the token names the portal, so nothing here takes a portal id.
+
+Success: `{"result": ...}`. Failure: `{"error": CODE, "error_description": "..."}` (plus
+`fields` for validation errors), with the status from `status_for` below.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from .services.errors import BitrixError, Rejected
+from .services.messages import explain, normalize_lang, text
+from .services.session_tokens import SessionTokenError, SessionTokens, TabSession
+from .services.tab import InvalidFields, TabService
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+MAX_BODY_BYTES = 2 * 1024 * 1024  # room for a logo uploaded as a data: URI
+
+NOT_FOUND_CODES = {"CONNECTOR_NOT_FOUND", "SOURCE_NOT_FOUND", "DATASET_NOT_FOUND", "PORTAL_NOT_FOUND",
+                   "ERROR_METHOD_NOT_FOUND"}
+REAUTH_CODES = {"PORTAL_NEEDS_REAUTH", "invalid_grant", "invalid_client", "PORTAL_UNINSTALLED",
+                "APPLICATION_NOT_FOUND", "expired_token", "invalid_token", "NO_AUTH_FOUND"}
+FORBIDDEN_CODES = {"ACCESS_DENIED", "insufficient_scope", "user_access_error", "METHOD_CONFIRM_DENIED",
+                   "METHOD_CONFIRM_WAITING"}
+RATE_LIMIT_STATUS = {"QUERY_LIMIT_EXCEEDED": 503, "OVERLOAD_LIMIT": 503, "OPERATION_TIME_LIMIT": 429}
+INPUT_CODES = {"BX_INVALID_VALUE", "BX_EMPTY_REQUIRED", "ERROR_ARGUMENT"}
+_FIELD_IN_MESSAGE = re.compile(r'Field "(\w+)"')
+
+
+def status_for(error: BitrixError) -> int:
+    """The HTTP status of our answer when Bitrix24 refused or failed (see the README)."""
+    code = error.code
+    if code in NOT_FOUND_CODES:
+        return 404
+    if code in REAUTH_CODES:
+        return 409
+    if code == "PAYMENT_REQUIRED":
+        return 402
+    if code in FORBIDDEN_CODES:
+        return 403
+    if code in RATE_LIMIT_STATUS:
+        return RATE_LIMIT_STATUS[code]
+    if code.startswith("VALIDATION_") or code in INPUT_CODES:
+        return 400
+    if code == "BITRIX_ERROR" and "fields are required" in error.description.lower():
+        return 400  # source.update's code-less "All the fields are required."
+    return 502
+
+
+def session_tokens() -> SessionTokens:
+    bitrix = current_app.extensions["bitrix"]
+    return SessionTokens(current_app.config["SECRET_KEY"], int(current_app.config["SESSION_TOKEN_TTL"]),
+                         bitrix.tokens.cipher)
+
+
+def service() -> TabService:
+    return TabService(current_app.extensions["bitrix"], g.tab_session)
+
+
+def lang() -> str:
+    session = g.get("tab_session")
+    return normalize_lang(session.lang if session else request.args.get("lang"))
+
+
+# --- request plumbing --------------------------------------------------------------------------
+
+@bp.before_request
+def authenticate() -> None:
+    request.max_content_length = MAX_BODY_BYTES
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Rejected(401, "SESSION_REQUIRED", text("SESSION_REQUIRED", lang()))
+    g.tab_session = session_tokens().read(token.strip())
+
+
+def json_body() -> dict:
+    if not request.is_json:
+        raise Rejected(400, "INVALID_JSON", text("INVALID_JSON", lang()))
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting is bad input, not a server failure
+        body = None
+    if not isinstance(body, dict):
+        raise Rejected(400, "INVALID_JSON", text("INVALID_JSON", lang()))
+    return body
+
+
+@bp.after_app_request
+def forbid_framing(response):
+    if request.path.startswith("/api/"):
+        response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+def error_json(status: int, code: str, description: str, **extra):
+    return jsonify(error=code, error_description=description, **extra), status
+
+
+@bp.errorhandler(SessionTokenError)
+def session_error(exc: SessionTokenError):
+    return error_json(401, exc.code, text(exc.code, lang()))
+
+
+@bp.errorhandler(InvalidFields)
+def invalid_fields(exc: InvalidFields):
+    return error_json(400, exc.code, exc.description, fields=exc.fields(lang()))
+
+
+@bp.errorhandler(Rejected)
+def rejected(exc: Rejected):
+    return error_json(exc.status, exc.code, exc.description)
+
+
+@bp.errorhandler(BitrixError)
+def bitrix_failed(exc: BitrixError):
+    status = status_for(exc)
+    description = explain(exc, lang())
+    extra = {}
+    field = _FIELD_IN_MESSAGE.search(exc.description)
+    if status == 400 and field:
+        extra["fields"] = [{"field": field.group(1), "code": exc.code, "message": description}]
+    response, status = error_json(status, exc.code, description, **extra)
+    if status in (429, 503):
+        response.headers["Retry-After"] = str(_retry_after(exc))
+    return response, status
+
+
+def _retry_after(exc: BitrixError) -> int:
+    if exc.reset_at:
+        return max(1, int(exc.reset_at - time.time()))
+    return 5
+
+
+# --- endpoints -------------------------------------------------------------------------------
+
+@bp.get("/session")
+def session_info():
+    tab = service()
+    return jsonify(result={
+        "userId": g.tab_session.user_id,
+        "isAdmin": g.tab_session.is_admin,
+        "canEdit": tab.may_edit(),
+        "portalStatus": tab.portal_status(),
+    })
+
+
+@bp.get("/connectors")
+def list_connectors():
+    return jsonify(result=service().connectors())
+
+
+@bp.get("/connectors/<connector_id>")
+def get_connector(connector_id: str):
+    return jsonify(result=service().connector(connector_id))
+
+
+@bp.post("/connectors/<connector_id>")
+def update_connector(connector_id: str):
+    return jsonify(result=service().update_connector(connector_id, json_body().get("fields")))
+
+
+@bp.get("/sources")
+def list_sources():
+    return jsonify(result=service().sources())
+
+
+@bp.get("/sources/<source_id>")
+def get_source(source_id: str):
+    return jsonify(result=service().source(source_id))
+
+
+@bp.post("/sources/<source_id>")
+def update_source(source_id: str):
+    return jsonify(result=service().update_source(source_id, json_body().get("fields")))
+
+
+@bp.get("/editors")
+def get_editors():
+    return jsonify(result=service().editors())
+
+
+@bp.put("/editors")
+def put_editors():
+    return jsonify(result=service().set_editors(json_body().get("userIds")))
+
+
+@bp.post("/reseed")
+def reseed():
+    session: TabSession = g.tab_session
+    grant = session_tokens().open_grant(session.reseed_grant) if session.reseed_grant else None
+    return jsonify(result=service().reseed(grant))

@@ -1,0 +1,70 @@
+"""Small helpers shared by the command groups: tables, JSON, failing with a clear message."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+
+import click
+from flask import current_app
+
+from ..services.plans import PlanError, substitute_environment
+
+
+def bitrix():
+    return current_app.extensions["bitrix"]
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A plain text table, columns padded to their widest cell."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max([len(header)] + [len(row[index]) for row in cells]) for index, header in enumerate(headers)]
+    lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value).replace("\n", " ")
+
+
+def echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def fail(message: str, *, as_json: bool = False, code: str = "ERROR", details: list | None = None):
+    """Print an error (JSON on stdout for scripts, text on stderr for people) and exit 1."""
+    if as_json:
+        echo_json({"error": code, "error_description": message, "details": details or []})
+    else:
+        click.echo(f"Error: {message}", err=True)
+        for line in details or []:
+            click.echo(f"  {line}", err=True)
+    sys.exit(1)
+
+
+def read_fields(argument: str) -> dict:
+    """FIELDS as inline JSON or `@path/to/file.json`; `${NAME}` comes from the environment."""
+    if argument.startswith("@"):
+        try:
+            with open(argument[1:], encoding="utf-8") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {argument[1:]}: {exc.strerror}", param_hint="FIELDS") from None
+    else:
+        raw = argument
+    try:
+        fields = json.loads(raw)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})", param_hint="FIELDS") from None
+    if not isinstance(fields, dict):
+        raise click.BadParameter("must be a JSON object of field names to values", param_hint="FIELDS")
+    try:
+        return substitute_environment(fields, dict(os.environ), set())
+    except PlanError as exc:
+        raise click.BadParameter(str(exc), param_hint="FIELDS") from None

@@ -1,0 +1,340 @@
+"""Sentences a person understands, in English and Russian.
+
+`explain(error, lang)` turns a `BitrixError` (or `PortalUnavailable`) into advice; the code stays
+visible separately for support. `field_message` localizes a validation `FieldError`, and
+`text(key, lang)` holds the app's own messages (API errors and the tab's interface texts).
+"""
+from __future__ import annotations
+
+from .validation import FieldError
+
+LANGUAGES = ("en", "ru")
+
+
+def normalize_lang(lang: str | None) -> str:
+    """Bitrix24's LANG (`en`, `ru`, `de`, …) → a language we have texts for."""
+    lang = (lang or "").strip().lower()[:2]
+    return lang if lang in LANGUAGES else "en"
+
+
+def _pick(pair: tuple[str, str], lang: str) -> str:
+    return pair[LANGUAGES.index(normalize_lang(lang))]
+
+
+# --- Bitrix24 errors ---------------------------------------------------------------------------
+
+NEEDS_REAUTH = (
+    "The app's stored authorization for this portal stopped working. A portal administrator has to "
+    "open the app and click “Renew authorization”.",
+    "Сохранённая авторизация приложения на этом портале перестала действовать. Администратор портала "
+    "должен открыть приложение и нажать «Обновить авторизацию».",
+)
+NOT_INSTALLED = (
+    "The app is no longer installed on this portal. Install it again from the Bitrix24 Market.",
+    "Приложение больше не установлено на этом портале. Установите его заново из Маркета Битрикс24.",
+)
+UNREACHABLE = (
+    "Bitrix24 could not be reached. Check the connection and try again in a minute.",
+    "Не удалось связаться с Битрикс24. Проверьте соединение и повторите попытку через минуту.",
+)
+BROKEN_ANSWER = (
+    "Bitrix24 answered with an error instead of data. Try again in a few minutes.",
+    "Битрикс24 вернул ошибку вместо данных. Повторите попытку через несколько минут.",
+)
+TOKEN_REFUSED = (
+    "Bitrix24 did not accept the app's authorization. Reload the page; if this repeats, a portal "
+    "administrator should renew the authorization.",
+    "Битрикс24 не принял авторизацию приложения. Обновите страницу; если ошибка повторится, "
+    "администратор портала должен обновить авторизацию.",
+)
+
+EXPLANATIONS: dict[str, tuple[str, str]] = {
+    "CONNECTOR_NOT_FOUND": (
+        "Bitrix24 has no such connector for this app. It may have been deleted, or it belongs to another application.",
+        "В Битрикс24 нет такого коннектора этого приложения. Возможно, он удалён или принадлежит другому приложению.",
+    ),
+    "SOURCE_NOT_FOUND": (
+        "Bitrix24 has no such source (connection) for this app. It may have been deleted in the Analytics hub.",
+        "В Битрикс24 нет такого источника (подключения) этого приложения. Возможно, его удалили в Аналитическом центре.",
+    ),
+    "SOURCE_UPDATE_CONNECTION_ERROR": (
+        "Bitrix24 did not save the source: the connector's check URL did not answer. Make sure the connector's "
+        "server is running and reachable from the internet, then save again.",
+        "Битрикс24 не сохранил источник: адрес проверки коннектора не ответил. Убедитесь, что сервер коннектора "
+        "работает и доступен из интернета, и сохраните ещё раз.",
+    ),
+    "SOURCE_CREATE_CONNECTION_ERROR": (
+        "Bitrix24 did not create the source: the connector's check URL did not answer.",
+        "Битрикс24 не создал источник: адрес проверки коннектора не ответил.",
+    ),
+    "QUERY_LIMIT_EXCEEDED": (
+        "Bitrix24 is receiving too many requests from the app right now. Wait a few seconds and try again.",
+        "Битрикс24 сейчас получает слишком много запросов от приложения. Подождите несколько секунд и повторите.",
+    ),
+    "OVERLOAD_LIMIT": (
+        "The portal's REST API is temporarily blocked because of overload. Try again later.",
+        "REST API портала временно заблокирован из-за перегрузки. Повторите попытку позже.",
+    ),
+    "OPERATION_TIME_LIMIT": (
+        "Bitrix24 has paused this operation for the app because it used up its processing time. "
+        "Try again in a few minutes.",
+        "Битрикс24 временно приостановил эту операцию для приложения: исчерпан лимит времени выполнения. "
+        "Повторите через несколько минут.",
+    ),
+    "ACCESS_DENIED": (
+        "Bitrix24 denied access. The account the app works with needs the “Access to BI Builder” and "
+        "“Access to Analytics Hub” rights.",
+        "Битрикс24 отказал в доступе. Учётной записи, от имени которой работает приложение, нужны права "
+        "«Доступ к BI-конструктору» и «Доступ к Аналитическому центру».",
+    ),
+    "insufficient_scope": (
+        "The app lacks the BI Builder (biconnector) permission on this portal. Reinstall the app.",
+        "У приложения нет разрешения BI-конструктора (biconnector) на этом портале. Переустановите приложение.",
+    ),
+    "PORTAL_NEEDS_REAUTH": NEEDS_REAUTH,
+    "invalid_grant": NEEDS_REAUTH,
+    "invalid_client": NEEDS_REAUTH,
+    "PORTAL_UNINSTALLED": NOT_INSTALLED,
+    "APPLICATION_NOT_FOUND": NOT_INSTALLED,
+    "PORTAL_NOT_FOUND": (
+        "This portal has not installed the app.",
+        "Это приложение не установлено на портале.",
+    ),
+    "PAYMENT_REQUIRED": (
+        "The app's subscription on this portal has to be paid before it can work again.",
+        "Чтобы приложение снова заработало, нужно оплатить подписку на этом портале.",
+    ),
+    "expired_token": TOKEN_REFUSED,
+    "invalid_token": TOKEN_REFUSED,
+    "NO_AUTH_FOUND": TOKEN_REFUSED,
+    "NETWORK_ERROR": UNREACHABLE,
+    "NETWORK_TIMEOUT": (
+        "Bitrix24 did not answer in time. The change may or may not have been saved; reload to check.",
+        "Битрикс24 не ответил вовремя. Изменение могло сохраниться или нет; обновите страницу, чтобы проверить.",
+    ),
+    "INVALID_RESPONSE": BROKEN_ANSWER,
+    "INTERNAL_SERVER_ERROR": BROKEN_ANSWER,
+    "ERROR_UNEXPECTED_ANSWER": BROKEN_ANSWER,
+}
+TITLE_REQUIRED = (
+    "Bitrix24 requires the source's title on every change. Fill in the title and save again.",
+    "Битрикс24 требует название источника при каждом изменении. Заполните название и сохраните ещё раз.",
+)
+REJECTED_DATA = (
+    "Bitrix24 rejected the data: {description}",
+    "Битрикс24 отклонил данные: {description}",
+)
+FALLBACK = (
+    "Bitrix24 refused the request ({code}). {description}",
+    "Битрикс24 отклонил запрос ({code}). {description}",
+)
+PLAN_ACCESS_DENIED = (
+    "This portal's plan does not include the REST API, which the app needs.",
+    "Тариф портала не включает REST API, необходимый приложению.",
+)
+
+
+def explain(error, lang: str = "en") -> str:
+    """A sentence for a `BitrixError`/`PortalUnavailable` (anything with `.code`, `.description`)."""
+    code = str(getattr(error, "code", "") or "BITRIX_ERROR")
+    description = str(getattr(error, "description", "") or "").strip()
+    if code in ("BITRIX_ERROR", "0") and "fields are required" in description.lower():
+        return _pick(TITLE_REQUIRED, lang)  # source.update's code-less "All the fields are required."
+    if code == "ACCESS_DENIED" and "commercial" in description.lower():
+        return _pick(PLAN_ACCESS_DENIED, lang)
+    if code in EXPLANATIONS:
+        return _pick(EXPLANATIONS[code], lang)
+    if code.startswith("HTTP_5"):
+        return _pick(BROKEN_ANSWER, lang)
+    if code.startswith(("VALIDATION_", "BX_")) and description:
+        return _pick(REJECTED_DATA, lang).format(description=description)
+    return _pick(FALLBACK, lang).format(code=code, description=description).strip()
+
+
+# --- validation errors next to a field ---------------------------------------------------------
+
+FIELD_MESSAGES_RU = {
+    "VALIDATION_FIELDS_NOT_PROVIDED": "Нет данных для сохранения.",
+    "VALIDATION_UNKNOWN_PARAMETERS": "Битрикс24 не знает такого поля.",
+    "VALIDATION_READ_ONLY_FIELD": "Это поле только для чтения.",
+    "VALIDATION_IMMUTABLE_FIELD": "Это поле нельзя изменить.",
+    "VALIDATION_INVALID_FIELD_TYPE": "Недопустимый тип значения.",
+    "VALIDATION_REQUIRED_FIELD_MISSING": "Обязательное поле.",
+    "BX_EMPTY_REQUIRED": "Поле не может быть пустым.",
+    "BX_INVALID_VALUE": "Слишком длинное значение.",
+    "INVALID_URL": "Нужен адрес, начинающийся с http:// или https://.",
+    "VALIDATION_SETTINGS_MISSING_REQUIRED_FIELDS": "У параметра должны быть название, код и тип.",
+    "VALIDATION_SETTINGS_NAME_TOO_LONG": "Название должно быть короче 512 символов.",
+    "VALIDATION_SETTINGS_CODE_TOO_LONG": "Код должен быть короче 512 символов.",
+    "VALIDATION_SETTINGS_INVALID_TYPE": "Тип должен быть STRING или INT.",
+    "DUPLICATE_SETTING_CODE": "Такой код уже есть в таблице.",
+    "UNKNOWN_SETTING_CODE": "Коннектор не объявляет такой параметр.",
+    "INVALID_SETTING_VALUE": "Нужно целое число.",
+}
+
+
+def field_message(error: FieldError, lang: str = "en") -> str:
+    if normalize_lang(lang) == "ru" and error.code in FIELD_MESSAGES_RU:
+        return FIELD_MESSAGES_RU[error.code]
+    return error.message
+
+
+# --- the app's own texts -----------------------------------------------------------------------
+
+TEXTS: dict[str, tuple[str, str]] = {
+    # Opening the tab (POST /app)
+    "MISSING_FIELDS": (
+        "This page has to be opened from Bitrix24: the request lacks the portal's authorization.",
+        "Эту страницу нужно открывать из Битрикс24: в запросе нет авторизации портала.",
+    ),
+    "UNKNOWN_PORTAL": (
+        "This portal has not installed the application. Install it from the Bitrix24 Market first.",
+        "Приложение не установлено на этом портале. Сначала установите его из Маркета Битрикс24.",
+    ),
+    "APP_NOT_INSTALLED": (
+        "The application was uninstalled from this portal. Install it again to use it.",
+        "Приложение удалено с этого портала. Установите его заново, чтобы пользоваться им.",
+    ),
+    "INVALID_APPLICATION_TOKEN": (
+        "This request does not come from the portal the application is installed on.",
+        "Этот запрос пришёл не с портала, на котором установлено приложение.",
+    ),
+    "INVALID_AUTH": (
+        "Bitrix24 did not confirm your authorization. Close the application and open it again.",
+        "Битрикс24 не подтвердил вашу авторизацию. Закройте приложение и откройте его снова.",
+    ),
+    "PORTAL_UNREACHABLE": (
+        "The portal did not answer. Please try again in a minute.",
+        "Портал не ответил. Повторите попытку через минуту.",
+    ),
+    # API errors
+    "SESSION_REQUIRED": ("Open the app from Bitrix24 to use it.", "Откройте приложение из Битрикс24."),
+    "SESSION_EXPIRED": (
+        "Your session in the app has expired. Reload the page to continue.",
+        "Сеанс работы с приложением истёк. Обновите страницу, чтобы продолжить.",
+    ),
+    "SESSION_INVALID": (
+        "The app could not recognize your session. Reload the page.",
+        "Приложение не распознало ваш сеанс. Обновите страницу.",
+    ),
+    "READ_ONLY": (
+        "You can view connectors and sources, but only portal administrators and the users they allow can change them.",
+        "Вы можете просматривать коннекторы и источники, но изменять их могут только администраторы портала "
+        "и пользователи, которым они это разрешили.",
+    ),
+    "ADMIN_ONLY": ("Only a portal administrator can do this.", "Это может сделать только администратор портала."),
+    "INVALID_JSON": ("The request is not a valid JSON object.", "Запрос не является корректным объектом JSON."),
+    "INVALID_FIELDS": ("Some fields need fixing before saving.", "Перед сохранением исправьте отмеченные поля."),
+    "VALIDATION_INVALID_ID_FORMAT": ("The id has to be a positive integer.", "Идентификатор должен быть целым положительным числом."),
+    "INVALID_EDITORS": (
+        "Editors must be a list of Bitrix24 user ids (positive integers).",
+        "Редакторы задаются списком идентификаторов пользователей Битрикс24 (целые положительные числа).",
+    ),
+    "REAUTH_NOT_NEEDED": (
+        "The stored authorization works; nothing to renew.",
+        "Сохранённая авторизация работает, обновлять нечего.",
+    ),
+    "REAUTH_UNAVAILABLE": (
+        "Reopen the app from Bitrix24 to renew the authorization.",
+        "Откройте приложение из Битрикс24 заново, чтобы обновить авторизацию.",
+    ),
+}
+
+UI: dict[str, tuple[str, str]] = {
+    "title": ("BI Builder connectors", "Коннекторы BI-конструктора"),
+    "loading": ("Loading…", "Загрузка…"),
+    "saving": ("Saving…", "Сохранение…"),
+    "saved": ("Saved.", "Сохранено."),
+    "nothing_changed": ("Nothing changed.", "Изменений нет."),
+    "save": ("Save", "Сохранить"),
+    "cancel": ("Cancel", "Отмена"),
+    "edit": ("Edit", "Изменить"),
+    "view": ("View", "Просмотр"),
+    "back": ("Back to the list", "Назад к списку"),
+    "connectors": ("Connectors", "Коннекторы"),
+    "sources": ("Sources", "Источники"),
+    "no_connectors": ("The app has no connectors on this portal yet.", "У приложения пока нет коннекторов на этом портале."),
+    "no_sources": ("No sources use this connector.", "Этот коннектор не используется ни одним источником."),
+    "orphan_sources": ("Sources of other connectors", "Источники других коннекторов"),
+    "connector": ("Connector", "Коннектор"),
+    "source": ("Source", "Источник"),
+    "field_title": ("Title", "Название"),
+    "field_description": ("Description", "Описание"),
+    "field_sort": ("Sort", "Сортировка"),
+    "field_logo": ("Logo", "Логотип"),
+    "logo_hint": ("An image URL, or upload an image (sent as a data: URI).",
+                  "Адрес картинки или загруженное изображение (отправляется как data: URI)."),
+    "logo_upload": ("Upload image", "Загрузить изображение"),
+    "logo_too_big": ("The image is larger than 512 KB.", "Изображение больше 512 КБ."),
+    "field_urlCheck": ("Check URL", "Адрес проверки"),
+    "field_urlTableList": ("Table list URL", "Адрес списка таблиц"),
+    "field_urlTableDescription": ("Table description URL", "Адрес описания таблицы"),
+    "field_urlData": ("Data URL", "Адрес данных"),
+    "field_supportMapping": ("Supports field mapping", "Поддерживает сопоставление полей"),
+    "field_sourceCode": ("Source code", "Код источника"),
+    "field_settings": ("Settings", "Параметры"),
+    "settings_hint": ("Parameters every source of this connector fills in. The whole table is saved at once.",
+                      "Параметры, которые заполняет каждый источник коннектора. Таблица сохраняется целиком."),
+    "setting_name": ("Name", "Название"),
+    "setting_code": ("Code", "Код"),
+    "setting_type": ("Type", "Тип"),
+    "add_setting": ("Add parameter", "Добавить параметр"),
+    "move_up": ("Move up", "Выше"),
+    "move_down": ("Move down", "Ниже"),
+    "remove": ("Remove", "Удалить"),
+    "field_connector": ("Connector", "Коннектор"),
+    "field_active": ("Active", "Активен"),
+    "active_yes": ("Yes", "Да"),
+    "active_no": ("No", "Нет"),
+    "active_note": ("Bitrix24 turns sources on and off only in its own Analytics hub.",
+                    "Битрикс24 включает и выключает источники только в своём Аналитическом центре."),
+    "value_set": ("Value is set. Type a new value to replace it.", "Значение задано. Введите новое, чтобы заменить."),
+    "value_not_set": ("Not set.", "Не задано."),
+    "secret_note": ("Stored values are never shown; only what you type is sent.",
+                    "Сохранённые значения не показываются; отправляется только то, что вы ввели."),
+    "required": ("Required.", "Обязательное поле."),
+    "too_long": ("Too long.", "Слишком длинное значение."),
+    "bad_url": ("Must be an http:// or https:// URL.", "Нужен адрес, начинающийся с http:// или https://."),
+    "bad_logo": ("Must be an http(s) URL or an uploaded image.", "Нужен адрес http(s) или загруженное изображение."),
+    "not_integer": ("Must be an integer.", "Нужно целое число."),
+    "duplicate_code": ("This code is used twice.", "Такой код уже есть в таблице."),
+    "read_only_banner": ("You can view the connectors, but not change them. Ask a portal administrator for edit access.",
+                         "Вы можете просматривать коннекторы, но не изменять их. Попросите доступ у администратора портала."),
+    "reauth_banner_admin": ("The app's stored authorization stopped working, so the data cannot be loaded. "
+                            "Renew it with your own authorization:",
+                            "Сохранённая авторизация приложения перестала действовать, поэтому данные не загружаются. "
+                            "Обновите её своей авторизацией:"),
+    "reauth_banner_user": ("The app's stored authorization stopped working. Ask a portal administrator to open the app.",
+                           "Сохранённая авторизация приложения перестала действовать. Попросите администратора портала открыть приложение."),
+    "reauth_button": ("Renew authorization", "Обновить авторизацию"),
+    "reauth_done": ("Authorization renewed.", "Авторизация обновлена."),
+    "payment_banner": ("The app's subscription has to be paid before it can load data.",
+                       "Чтобы приложение загружало данные, нужно оплатить подписку."),
+    "editors": ("Who can edit", "Кто может изменять"),
+    "editors_hint": ("Portal administrators can always edit. Allow other users by their Bitrix24 user id.",
+                     "Администраторы портала могут изменять всегда. Разрешите другим пользователям по их ID в Битрикс24."),
+    "editors_none": ("Only administrators.", "Только администраторы."),
+    "editor_id": ("User id", "ID пользователя"),
+    "editor_add": ("Allow", "Разрешить"),
+    "editor_pick": ("Choose users…", "Выбрать пользователей…"),
+    "user": ("User", "Пользователь"),
+    "network_error": ("The app's server could not be reached. Check the connection and try again.",
+                      "Не удалось связаться с сервером приложения. Проверьте соединение и повторите."),
+    "source_count": ("Sources: {n}", "Источников: {n}"),
+    "connector_id": ("Connector #{id}", "Коннектор #{id}"),
+    "row": ("Row {n}", "Строка {n}"),
+    "error_code": ("Code", "Код"),
+    "you": ("You", "Вы"),
+    "role_admin": ("administrator", "администратор"),
+    "role_editor": ("editor", "редактор"),
+    "role_reader": ("read-only", "только просмотр"),
+}
+
+
+def text(key: str, lang: str = "en") -> str:
+    return _pick(TEXTS[key], lang)
+
+
+def ui_texts(lang: str = "en") -> dict[str, str]:
+    """Every interface text of the tab, in one language (rendered into the page)."""
+    return {key: _pick(pair, lang) for key, pair in UI.items()}

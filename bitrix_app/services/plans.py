@@ -1,0 +1,532 @@
+"""Declarative plans: the connectors and sources a set of portals should have, applied idempotently.
+
+A plan is a YAML or JSON file (see the README for the full format):
+
+    portals: all                 # or a list of member ids / domains
+    connectors:
+      - match: {title: Warehouse}
+        fields: {description: Nightly warehouse export}
+    sources:
+      - match: {id: 7}
+        fields:
+          settings: {host: db.example.com, password: "${WAREHOUSE_DB_PASSWORD}"}
+
+`${NAME}` is replaced from the environment when the plan is loaded; such values, and every
+source setting value, are masked in diffs, reports and error messages.
+
+Per portal: read the current objects (list calls), compute what differs, check the changes with
+the tab's validation, and send only real changes in `batch` calls of up to 50 commands with
+`halt` off, so one bad item is reported while the others land. A second run finds nothing to
+change and sends no write at all. Nothing here creates or deletes objects.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import yaml
+
+from .automation import (
+    DEFAULT_WORKERS,
+    installed_member_ids,
+    reason_for,
+    respecting_operation_limit,
+    run_for_portals,
+    seconds_until,
+)
+from .biconnector import Biconnector
+from .errors import BitrixError
+from .messages import explain
+from .rest import BATCH_LIMIT, BitrixClient
+from .validation import FieldError, connector_errors, source_errors
+
+MASK = "***"
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Errors inside a batch that prove the command did not run, so sending it again is safe.
+RETRYABLE_IN_BATCH = {"OPERATION_TIME_LIMIT", "QUERY_LIMIT_EXCEEDED"}
+BATCH_RETRIES = 3
+PLAN_KEYS = {"portals", "connectors", "sources"}
+ITEM_KEYS = {"match", "fields"}
+
+
+class PlanError(ValueError):
+    """The plan file itself is wrong; the message says where and why."""
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """One connector or source the plan wants, how to find it, and the fields it should have."""
+
+    kind: str  # "connector" or "source"
+    match: dict  # {"id": 7} or {"title": "Main warehouse"}
+    fields: dict
+
+    def describe(self) -> str:
+        if "id" in self.match:
+            return f"{self.kind} #{self.match['id']}"
+        return f'{self.kind} "{self.match["title"]}"'
+
+
+@dataclass(frozen=True)
+class Plan:
+    portals: tuple[str, ...] | None  # None: every portal the app is installed on
+    connectors: tuple[Target, ...]
+    sources: tuple[Target, ...]
+    secrets: frozenset[str] = frozenset()  # values that came from the environment
+
+    def mask(self, text: str) -> str:
+        """`text` with every environment-supplied value replaced by ***."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+
+
+def load_plan(path: str | Path, environ: dict[str, str] | None = None) -> Plan:
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanError(f"Cannot read the plan {path}: {exc.strerror}.") from None
+    is_json = path.suffix.lower() == ".json"
+    try:
+        data = json.loads(raw) if is_json else yaml.safe_load(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise PlanError(f"The plan {path} is not valid {'JSON' if is_json else 'YAML'}: {exc}") from None
+    return parse_plan(data, os.environ if environ is None else environ)
+
+
+def parse_plan(data, environ: dict[str, str]) -> Plan:
+    if not isinstance(data, dict):
+        raise PlanError("A plan is a mapping with the keys portals, connectors and sources.")
+    unknown = sorted(set(data) - PLAN_KEYS)
+    if unknown:
+        raise PlanError(f"Unknown plan keys: {', '.join(unknown)} (expected portals, connectors, sources).")
+    secrets: set[str] = set()
+    data = substitute_environment(data, environ, secrets)
+    plan = Plan(
+        portals=_parse_portals(data.get("portals", "all")),
+        connectors=_parse_targets("connector", data.get("connectors")),
+        sources=_parse_targets("source", data.get("sources")),
+        secrets=frozenset(secrets),
+    )
+    problems = [problem for target in plan.connectors + plan.sources for problem in _static_problems(target)]
+    if problems:
+        raise PlanError(plan.mask("The plan has invalid fields:\n  " + "\n  ".join(problems)))
+    return plan
+
+
+def substitute_environment(value, environ: dict[str, str], secrets: set[str]):
+    """Replace `${NAME}` in every string; remember the values so they can be masked."""
+    if isinstance(value, dict):
+        return {key: substitute_environment(item, environ, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substitute_environment(item, environ, secrets) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise PlanError(f"The plan uses ${{{name}}}, but the environment variable {name} is not set.")
+        if environ[name]:
+            secrets.add(environ[name])
+        return environ[name]
+
+    return ENV_REFERENCE.sub(replace, value)
+
+
+def _parse_portals(value) -> tuple[str, ...] | None:
+    if value == "all":
+        return None
+    if isinstance(value, list) and value and all(isinstance(item, str) and item for item in value):
+        return tuple(value)
+    raise PlanError('"portals" must be "all" or a list of member ids or domains.')
+
+
+def _parse_targets(kind: str, items) -> tuple[Target, ...]:
+    if items is not None and not isinstance(items, list):
+        raise PlanError(f'"{kind}s" must be a list of entries with match and fields.')
+    return tuple(_parse_target(kind, item, index) for index, item in enumerate(items or []))
+
+
+def _parse_target(kind: str, item, index: int) -> Target:
+    where = f"{kind}s[{index}]"
+    if not isinstance(item, dict) or set(item) - ITEM_KEYS:
+        raise PlanError(f"{where}: each entry has exactly the keys match and fields.")
+    match, fields = item.get("match"), item.get("fields")
+    if not isinstance(match, dict) or len(match) != 1 or not set(match) <= {"id", "title"}:
+        raise PlanError(f"{where}: match must be {{id: <number>}} or {{title: <text>}}.")
+    if "id" in match and not (isinstance(match["id"], int) and not isinstance(match["id"], bool) and match["id"] > 0):
+        raise PlanError(f"{where}: match id must be a positive integer.")
+    if "title" in match and not (isinstance(match["title"], str) and match["title"].strip()):
+        raise PlanError(f"{where}: match title must be a non-empty text.")
+    if not isinstance(fields, dict) or not fields:
+        raise PlanError(f"{where}: fields must be a non-empty mapping.")
+    return Target(kind, dict(match), dict(fields))
+
+
+def _static_problems(target: Target) -> list[str]:
+    """Checks that need no portal. The title is filled in per portal if the plan leaves it out."""
+    if target.kind == "connector":
+        errors = connector_errors(target.fields)
+    else:
+        errors = source_errors({"title": "(current title)", **target.fields})
+        if "active" in target.fields:  # Bitrix24 ignores it, so the plan would never converge
+            errors.append(FieldError("active", "VALIDATION_READ_ONLY_FIELD",
+                                     'Bitrix24 changes "active" only in its own Analytics hub.'))
+    return [f"{target.describe()}: {error.field}: {error.message}" for error in errors]
+
+
+# --- what to change on one portal -------------------------------------------------------------
+
+@dataclass
+class FieldChange:
+    field: str
+    before: str  # display values, already masked
+    after: str
+
+
+@dataclass
+class Update:
+    """One update call: which object, what to send (may hold secrets: never print `payload`)."""
+
+    kind: str
+    object_id: int
+    title: str
+    payload: dict
+    changes: list[FieldChange]
+    error: str | None = None  # a readable sentence
+    error_code: str | None = None  # Bitrix24's code, for support
+    applied: bool = False
+
+    @property
+    def method(self) -> str:
+        return f"biconnector.{self.kind}.update"
+
+    def describe(self) -> str:
+        return f'{self.kind} #{self.object_id} "{self.title}"'
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "id": self.object_id,
+            "title": self.title,
+            "changes": [{"field": c.field, "from": c.before, "to": c.after} for c in self.changes],
+            "applied": self.applied,
+            "error": self.error,
+            "error_code": self.error_code,
+        }
+
+
+@dataclass
+class PortalChanges:
+    updates: list[Update] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # plan entries that cannot be applied here
+
+
+def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict]) -> PortalChanges:
+    """Compare the plan with one portal's current objects. Pure: no I/O."""
+    result = PortalChanges()
+    claimed: set[tuple[str, int]] = set()
+    wanted_settings: dict[int, list] = {}
+    for target in plan.connectors:
+        current = _find(target, connectors, result, claimed)
+        if current is not None:
+            _add_update(result, _connector_update(plan, target, current), [])
+            if "settings" in target.fields:
+                wanted_settings[current["id"]] = target.fields["settings"]
+    declared = {item["id"]: item.get("settings") or [] for item in connectors}
+    declared.update(wanted_settings)  # sources are checked against what the plan makes the connector declare
+    for target in plan.sources:
+        current = _find(target, sources, result, claimed)
+        if current is not None:
+            update = _source_update(plan, target, current)
+            if update is not None:
+                settings = declared.get(current.get("connectorId")) if connectors else None
+                _add_update(result, update, source_errors(update.payload, _normalized_settings(settings)))
+    return result
+
+
+def _find(target: Target, objects: list[dict], result: PortalChanges, claimed: set) -> dict | None:
+    key, value = next(iter(target.match.items()))
+    found = [item for item in objects if item.get(key) == value]
+    if not found:
+        result.problems.append(f"{target.describe()}: not found on this portal.")
+        return None
+    if len(found) > 1:
+        result.problems.append(
+            f"{target.describe()}: {len(found)} {target.kind}s have this title; match by id instead.")
+        return None
+    identity = (target.kind, found[0]["id"])
+    if identity in claimed:
+        result.problems.append(f"{target.describe()}: already changed by an earlier entry of the plan.")
+        return None
+    claimed.add(identity)
+    return found[0]
+
+
+def _add_update(result: PortalChanges, update: Update | None, errors: list[FieldError]) -> None:
+    if update is None:
+        return
+    if errors:
+        result.problems.extend(f"{update.describe()}: {error.field}: {error.message}" for error in errors)
+    else:
+        result.updates.append(update)
+
+
+def _connector_update(plan: Plan, target: Target, current: dict) -> Update | None:
+    payload, changes = {}, []
+    for name, wanted in target.fields.items():
+        if _same_connector_value(name, current.get(name), wanted):
+            continue
+        payload[name] = _normalized_settings(wanted) if name == "settings" else wanted
+        changes.append(FieldChange(name, plan.mask(_show(current.get(name))), plan.mask(_show(wanted))))
+    if not payload:
+        return None
+    return Update("connector", current["id"], current.get("title", ""), payload, changes)
+
+
+def _same_connector_value(name: str, current, wanted) -> bool:
+    if name == "settings":
+        return _normalized_settings(current) == _normalized_settings(wanted)
+    if name == "sort":
+        return str(current).strip() == str(wanted).strip()
+    return (current if current is not None else "") == wanted
+
+
+def _normalized_settings(settings) -> list[dict] | None:
+    """Connector settings as Bitrix24 stores them: `{name, code, type}`, key case ignored."""
+    if settings is None:
+        return None
+    rows = []
+    for row in settings:
+        lower = {str(key).lower(): value for key, value in row.items()} if isinstance(row, dict) else {}
+        rows.append({"name": lower.get("name"), "code": lower.get("code"), "type": lower.get("type")})
+    return rows
+
+
+def _source_update(plan: Plan, target: Target, current: dict) -> Update | None:
+    payload, changes = {}, []
+    for name, wanted in target.fields.items():
+        if name == "settings":
+            settings = _changed_settings(current, wanted)
+            if settings:
+                payload["settings"] = settings
+                changes.extend(FieldChange(f"settings.{code}", MASK, MASK) for code in settings)
+        elif (current.get(name) if current.get(name) is not None else "") != wanted:
+            payload[name] = wanted
+            changes.append(FieldChange(name, plan.mask(_show(current.get(name))), plan.mask(_show(wanted))))
+    if not payload:
+        return None
+    payload.setdefault("title", current.get("title", ""))  # Bitrix24 requires it on every update
+    return Update("source", current["id"], current.get("title", ""), payload, changes)
+
+
+def _changed_settings(current: dict, wanted: dict) -> dict:
+    """Setting codes whose stored value differs (Bitrix24 trims values and merges by code)."""
+    stored = {row.get("code"): row.get("value") for row in current.get("settings") or []}
+    return {
+        code: str(value).strip()
+        for code, value in wanted.items()
+        if str(value).strip() != str(stored.get(code) if stored.get(code) is not None else "").strip()
+    }
+
+
+def _show(value, limit: int = 60) -> str:
+    if value is None or value == "":
+        return "(empty)"
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- sending the changes -----------------------------------------------------------------------
+
+def send_updates(client: BitrixClient, updates: list[Update], sleep=time.sleep, clock=time.time) -> None:
+    """Send updates in order: batches of up to 50; a command with a boolean goes alone.
+
+    Batch commands travel as PHP query strings, which cannot carry a real boolean (biconnector
+    checks booleans strictly), so e.g. `supportMapping` changes are sent as single JSON calls.
+    Fills in `applied` / `error` on each update. Raises only if the portal itself fails (network,
+    authorization): the caller then reports the portal as failed.
+    """
+    pending: list[Update] = []
+    for update in updates:
+        if _has_boolean(update.payload):
+            _send_batch(client, pending, sleep, clock)
+            pending = []
+            _send_single(client, update, sleep, clock)
+            continue
+        pending.append(update)
+        if len(pending) == BATCH_LIMIT:
+            _send_batch(client, pending, sleep, clock)
+            pending = []
+    _send_batch(client, pending, sleep, clock)
+
+
+def _has_boolean(value) -> bool:
+    if isinstance(value, dict):
+        return any(_has_boolean(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_boolean(item) for item in value)
+    return isinstance(value, bool)
+
+
+def _send_single(client: BitrixClient, update: Update, sleep, clock) -> None:
+    params = {"id": update.object_id, "fields": update.payload}
+    try:
+        respecting_operation_limit(lambda: client.call(update.method, params), sleep, clock)
+    except BitrixError as exc:
+        if _is_portal_failure(exc):
+            raise
+        update.error, update.error_code = explain(exc), exc.code
+    else:
+        update.applied = True
+
+
+def _send_batch(client: BitrixClient, updates: list[Update], sleep, clock) -> None:
+    for attempt in range(BATCH_RETRIES + 1):
+        if not updates:
+            return
+        commands = {f"u{n}": (u.method, {"id": u.object_id, "fields": u.payload}) for n, u in enumerate(updates)}
+        outcome = respecting_operation_limit(lambda: client.batch(commands, halt=False), sleep, clock)
+        retry = []
+        for key, update in zip(commands, updates):
+            error = outcome.errors.get(key)
+            if error is None:
+                update.applied = True
+            elif error.code in RETRYABLE_IN_BATCH and attempt < BATCH_RETRIES:
+                retry.append(update)
+            else:
+                update.error, update.error_code = explain(error), error.code
+        if retry:
+            sleep(seconds_until(client.operating_reset_at.get(retry[0].method), clock))
+        updates = retry
+
+
+def _is_portal_failure(exc: BitrixError) -> bool:
+    """Errors about the portal or the connection, not about this one object."""
+    return exc.code.startswith(("PORTAL_", "NETWORK_")) or exc.status in (401, 403) or exc.code in (
+        "expired_token", "invalid_token", "APPLICATION_NOT_FOUND", "PAYMENT_REQUIRED", "INVALID_RESPONSE")
+
+
+# --- one portal, many portals ------------------------------------------------------------------
+
+@dataclass
+class PortalReport:
+    portal: str
+    status: str = "unchanged"  # changed | unchanged | failed
+    reason: str = ""
+    code: str = ""  # the error code behind a portal-wide failure
+    domain: str = ""
+    member_id: str = ""
+    updates: list[Update] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    requests: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "portal": self.portal,
+            "domain": self.domain,
+            "member_id": self.member_id,
+            "status": self.status,
+            "reason": self.reason,
+            "code": self.code,
+            "updates": [update.to_dict() for update in self.updates],
+            "problems": self.problems,
+            "requests": self.requests,
+        }
+
+
+class PlanRunner:
+    """Applies (or, with dry_run, only diffs) a plan on portals, each in its own worker."""
+
+    def __init__(self, bitrix, plan: Plan, dry_run: bool = False, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.time):
+        self.bitrix = bitrix
+        self.plan = plan
+        self.dry_run = dry_run
+        self.sleep = sleep
+        self.clock = clock
+
+    def portals(self) -> list[str]:
+        if self.plan.portals is None:
+            return installed_member_ids(self.bitrix.session_factory)
+        return list(dict.fromkeys(self.plan.portals))  # each portal once, in the plan's order
+
+    def run(self, portals: list[str] | None = None, workers: int = DEFAULT_WORKERS) -> Iterator[PortalReport]:
+        """Yield one report per portal as each finishes (order of completion)."""
+        return run_for_portals(self.portals() if portals is None else portals, self.run_portal, self._failed, workers)
+
+    def run_portal(self, portal: str) -> PortalReport:
+        report = PortalReport(portal)
+        client = None
+        try:
+            record = self.bitrix.portal(portal)
+            report.domain, report.member_id = record.domain, record.member_id
+            client = self.bitrix.client(record.member_id)
+            changes = self._read_and_compare(client)
+            report.updates, report.problems = changes.updates, changes.problems
+            if not self.dry_run:
+                send_updates(client, changes.updates, self.sleep, self.clock)
+        except Exception as exc:  # the portal failed as a whole; any kind is reported, never raised
+            report.reason, report.code = self.plan.mask(_portal_reason(exc)), _code(exc)
+            for update in report.updates:
+                if not update.applied and update.error is None:
+                    update.error = "not sent: " + report.reason
+        finally:
+            report.requests = client.requests_sent if client is not None else 0
+        self._settle(report)
+        return report
+
+    def _read_and_compare(self, client: BitrixClient) -> PortalChanges:
+        biconnector = Biconnector(client)
+        read = lambda fetch: respecting_operation_limit(fetch, self.sleep, self.clock)  # noqa: E731
+        need_connectors = bool(self.plan.connectors) or any("settings" in t.fields for t in self.plan.sources)
+        connectors = read(biconnector.connectors) if need_connectors else []
+        sources = read(biconnector.sources) if self.plan.sources else []
+        return plan_changes(self.plan, connectors, sources)
+
+    def _settle(self, report: PortalReport) -> None:
+        """Turn what happened into changed / unchanged / failed with one readable reason."""
+        failed_updates = [u for u in report.updates if u.error]
+        report.updates = [self._masked(u) for u in report.updates]
+        report.problems = [self.plan.mask(p) for p in report.problems]
+        if report.reason:
+            report.status = "failed"
+        elif failed_updates or report.problems:
+            report.status = "failed"
+            first = failed_updates[0] if failed_updates else None
+            report.reason = (
+                f"{first.describe()}: {first.error}" if first else report.problems[0]
+            ) + _and_more(len(failed_updates) + len(report.problems) - 1)
+        elif report.updates:
+            report.status = "changed"
+        else:
+            report.status = "unchanged"
+
+    def _masked(self, update: Update) -> Update:
+        if update.error:
+            update.error = self.plan.mask(update.error)
+        return update
+
+    def _failed(self, portal: str, exc: Exception) -> PortalReport:
+        return PortalReport(portal, status="failed", reason=self.plan.mask(_portal_reason(exc)), code=_code(exc))
+
+
+def _portal_reason(exc: Exception) -> str:
+    return explain(exc) if isinstance(exc, BitrixError) else reason_for(exc)
+
+
+def _code(exc: Exception) -> str:
+    return exc.code if isinstance(exc, BitrixError) else type(exc).__name__
+
+
+def _and_more(count: int) -> str:
+    return f" (and {count} more problem{'s' if count > 1 else ''})" if count > 0 else ""

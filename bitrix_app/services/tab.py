@@ -1,0 +1,335 @@
+"""What the embedded tab can do, as plain Python: list, read and change connectors and sources,
+and manage who may edit.
+
+Every Bitrix24 call goes through the portal's *stored* token (`bitrix.biconnector(member_id)`),
+never the iframe user's. The session decides which portal (its `member_id`), so a session of
+portal A cannot reach portal B's objects. Permission to change is re-read from the database on
+every change. Source setting values are secrets: no method here returns them.
+
+Raises `Rejected` (our own refusals: 400/403/409), `InvalidFields` (validation) or `BitrixError`
+(Bitrix24 refused or failed); the web tier turns them into HTTP answers.
+"""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Mapping
+
+from sqlalchemy import select
+
+from ..models import Portal, PortalStatus
+from . import lifecycle
+from .biconnector import Biconnector, Connector, Source
+from .bitrix import Bitrix
+from .errors import BitrixError, Rejected
+from .messages import field_message, text
+from .session_tokens import ReseedGrant, TabSession
+from .validation import FieldError, connector_errors, is_integer, source_errors
+
+SOURCE_PUBLIC_FIELDS = (
+    "id", "title", "description", "type", "code", "active", "connectorId",
+    "dateCreate", "dateUpdate", "createdById", "updatedById",
+)
+MAX_EDITORS = 500
+# Errors of a user's AUTH_ID that mean "not accepted" rather than "portal unreachable".
+AUTH_REFUSED_CODES = {"expired_token", "invalid_token", "NO_AUTH_FOUND", "authorization_error",
+                      "user_access_error", "APPLICATION_NOT_FOUND", "insufficient_scope", "ACCESS_DENIED"}
+
+
+class InvalidFields(Rejected):
+    """Input that fails validation; `errors` says which field and why (shown next to the field)."""
+
+    def __init__(self, errors: list[FieldError], lang: str = "en"):
+        self.errors = errors
+        super().__init__(400, errors[0].code, text("INVALID_FIELDS", lang))
+
+    def fields(self, lang: str = "en") -> list[dict]:
+        return [{"field": e.field, "code": e.code, "message": field_message(e, lang)} for e in self.errors]
+
+
+def parse_id(raw, lang: str = "en") -> int:
+    """Object ids from the URL: positive integers only (what Bitrix24 would accept anyway)."""
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) > 0:
+        return int(raw)
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
+        return raw
+    raise Rejected(400, "VALIDATION_INVALID_ID_FORMAT", text("VALIDATION_INVALID_ID_FORMAT", lang))
+
+
+# --- opening the tab (POST /app) -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TabUser:
+    """Who opened the tab, as the portal's own REST endpoint confirmed it."""
+
+    member_id: str
+    user_id: int
+    name: str
+    is_admin: bool
+    can_edit: bool
+    portal_domain: str
+    client_endpoint: str
+    portal_status: str
+
+
+def authenticate_opening(bitrix: Bitrix, form: Mapping, lang: str = "en") -> TabUser:
+    """Check an iframe POST: the application token must match the stored one for `member_id`,
+    and the user's AUTH_ID must be accepted by the portal's *stored* REST endpoint (never the
+    posted DOMAIN), which also says who the user is and whether they are an administrator."""
+    member_id, application_token, auth_id = (str(form.get(key) or "") for key in
+                                             ("member_id", "APPLICATION_TOKEN", "AUTH_ID"))
+    if not member_id or not auth_id:
+        raise Rejected(400, "MISSING_FIELDS", text("MISSING_FIELDS", lang))
+    with bitrix.session_factory() as db:
+        portal = db.scalars(select(Portal).where(Portal.member_id == member_id)).first()
+        if portal is None:
+            raise Rejected(404, "UNKNOWN_PORTAL", text("UNKNOWN_PORTAL", lang))
+        if portal.status == PortalStatus.UNINSTALLED:
+            raise Rejected(403, "APP_NOT_INSTALLED", text("APP_NOT_INSTALLED", lang))
+        stored = bitrix.tokens.application_token(portal) or ""
+    if not stored or not hmac.compare_digest(application_token.encode(), stored.encode()):
+        raise Rejected(401, "INVALID_APPLICATION_TOKEN", text("INVALID_APPLICATION_TOKEN", lang))
+    user, is_admin = _confirmed_user(bitrix, portal.client_endpoint, auth_id, lang)
+    user_id = int(user["ID"])
+    return TabUser(
+        member_id=portal.member_id,
+        user_id=user_id,
+        name=" ".join(str(part) for part in (user.get("NAME"), user.get("LAST_NAME")) if part),
+        is_admin=is_admin,
+        can_edit=is_admin or user_id in (portal.editor_user_ids or []),
+        portal_domain=portal.domain,
+        client_endpoint=portal.client_endpoint,
+        portal_status=portal.status,
+    )
+
+
+def _confirmed_user(bitrix: Bitrix, client_endpoint: str, auth_id: str, lang: str) -> tuple[dict, bool]:
+    client = bitrix.user_client(client_endpoint, auth_id)
+    try:
+        user = client.call("user.current")
+        is_admin = client.call("user.admin") is True
+    except BitrixError as exc:
+        if exc.code in AUTH_REFUSED_CODES:
+            raise Rejected(401, "INVALID_AUTH", text("INVALID_AUTH", lang)) from None
+        raise Rejected(502, "PORTAL_UNREACHABLE", text("PORTAL_UNREACHABLE", lang)) from None
+    if not isinstance(user, dict) or not str(user.get("ID", "")).isdigit():
+        raise Rejected(502, "PORTAL_UNREACHABLE", text("PORTAL_UNREACHABLE", lang))
+    return user, is_admin
+
+
+# --- shaping what leaves the server ----------------------------------------------------------
+
+def present_source(source: Source, declared: list[dict] | None = None) -> dict:
+    """A source without its secret setting values: each setting says only whether it is set.
+
+    With the connector's `declared` settings, there is one row per declared code (the editor's
+    form); without, one row per stored value.
+    """
+    item = {key: source[key] for key in SOURCE_PUBLIC_FIELDS if key in source}
+    stored = {str(row.get("code")): row for row in source.get("settings") or []}
+    rows = declared if declared is not None else list(stored.values())
+    item["settings"] = [
+        {
+            "code": str(row.get("code")),
+            "name": str(row.get("name") or row.get("code")),
+            "type": str(row.get("type") or "STRING"),
+            "isSet": str(stored.get(str(row.get("code")), {}).get("value") or "") != "",
+        }
+        for row in rows
+    ]
+    return item
+
+
+def normalized_settings(settings: list) -> list[dict]:
+    """Connector settings as Bitrix24 stores them: `{name, code, type}`, key case ignored."""
+    rows = []
+    for row in settings or []:
+        lower = {str(key).lower(): value for key, value in row.items()}
+        rows.append({"name": lower.get("name"), "code": lower.get("code"), "type": lower.get("type")})
+    return rows
+
+
+def changed_connector_fields(current: Connector, fields: dict) -> dict:
+    """Only the fields that differ from Bitrix24's current values; settings go as a complete list."""
+    changes = {}
+    for key, value in fields.items():
+        if key == "sort":
+            value = int(float(value))
+        if key == "settings":
+            value = normalized_settings(value)
+            if value != normalized_settings(current.get("settings") or []):
+                changes[key] = value
+        elif current.get(key) != value:
+            changes[key] = value
+    return changes
+
+
+# --- the service ----------------------------------------------------------------------------
+
+class TabService:
+    def __init__(self, bitrix: Bitrix, session: TabSession):
+        self.bitrix = bitrix
+        self.session = session
+        self.lang = session.lang
+
+    @property
+    def biconnector(self) -> Biconnector:
+        return self.bitrix.biconnector(self.session.member_id)
+
+    # reading
+
+    def connectors(self) -> list[Connector]:
+        return self.biconnector.connectors()
+
+    def connector(self, raw_id) -> Connector:
+        return self.biconnector.connector(parse_id(raw_id, self.lang))
+
+    def sources(self) -> list[dict]:
+        return [present_source(source) for source in self.biconnector.sources()]
+
+    def source(self, raw_id) -> dict:
+        biconnector = self.biconnector
+        source = biconnector.source(parse_id(raw_id, self.lang))
+        return present_source(source, self._declared_settings(biconnector, source))
+
+    # changing
+
+    def update_connector(self, raw_id, fields: dict) -> dict:
+        self.require_editor()
+        connector_id = parse_id(raw_id, self.lang)
+        errors = connector_errors(fields)
+        if errors:
+            raise InvalidFields(errors, self.lang)
+        biconnector = self.biconnector
+        current = biconnector.connector(connector_id)
+        changes = changed_connector_fields(current, fields)
+        if not changes:
+            return {"item": current, "changed": []}
+        biconnector.update_connector(connector_id, changes)
+        return {"item": biconnector.connector(connector_id), "changed": sorted(changes)}
+
+    def update_source(self, raw_id, fields: dict) -> dict:
+        """Title is always sent (Bitrix24 requires it); settings only as typed, never diffed
+        against the stored secrets (a diff would tell the user whether a guess was right)."""
+        self.require_editor()
+        source_id = parse_id(raw_id, self.lang)
+        if not isinstance(fields, dict) or not fields:
+            raise InvalidFields(source_errors(fields), self.lang)
+        if "active" in fields:
+            raise InvalidFields([FieldError("active", "VALIDATION_READ_ONLY_FIELD",
+                                            'Bitrix24 changes "active" only in its own Analytics hub.')], self.lang)
+        biconnector = self.biconnector
+        current = biconnector.source(source_id)
+        declared = self._declared_settings(biconnector, current)
+        request = {"title": current.get("title", ""), **fields}
+        errors = source_errors(request, declared)
+        if errors:
+            raise InvalidFields(errors, self.lang)
+        changes = self._source_changes(current, request, declared)
+        if not changes:
+            return {"item": present_source(current, declared), "changed": []}
+        biconnector.update_source(source_id, changes)
+        updated = biconnector.source(source_id)
+        return {"item": present_source(updated, declared), "changed": sorted(changes)}
+
+    def _source_changes(self, current: Source, request: dict, declared: list[dict]) -> dict:
+        changes = {}
+        if request["title"] != current.get("title"):
+            changes["title"] = request["title"]
+        if "description" in request and request["description"] != (current.get("description") or ""):
+            changes["description"] = request["description"]
+        types = {row.get("code"): row.get("type") for row in declared}
+        typed = {
+            code: str(int(float(value))) if types.get(code) == "INT" else str(value)
+            for code, value in (request.get("settings") or {}).items()
+            if str(value).strip() != ""
+        }
+        if typed:
+            changes["settings"] = typed
+        if changes:
+            changes["title"] = request["title"]  # required on every source.update
+        return changes
+
+    @staticmethod
+    def _declared_settings(biconnector: Biconnector, source: Source) -> list[dict]:
+        if not source.get("connectorId"):
+            return []
+        return normalized_settings(biconnector.connector(source["connectorId"]).get("settings") or [])
+
+    # permissions
+
+    def may_edit(self) -> bool:
+        if self.session.is_admin:
+            return True
+        portal = self._portal()
+        return portal is not None and self.session.user_id in (portal.editor_user_ids or [])
+
+    def require_editor(self) -> None:
+        if not self.may_edit():
+            raise Rejected(403, "READ_ONLY", text("READ_ONLY", self.lang))
+
+    def require_admin(self) -> None:
+        if not self.session.is_admin:
+            raise Rejected(403, "ADMIN_ONLY", text("ADMIN_ONLY", self.lang))
+
+    # editors
+
+    def editors(self) -> dict:
+        self.require_admin()
+        user_ids = list((self._portal_or_404()).editor_user_ids or [])
+        return {"userIds": user_ids, "users": self._user_names(user_ids)}
+
+    def set_editors(self, user_ids) -> dict:
+        self.require_admin()
+        if not isinstance(user_ids, list) or len(user_ids) > MAX_EDITORS or not all(
+            is_integer(value) and int(value) > 0 for value in user_ids
+        ):
+            raise Rejected(400, "INVALID_EDITORS", text("INVALID_EDITORS", self.lang))
+        cleaned = sorted({int(value) for value in user_ids})
+        with self.bitrix.session_factory() as db, db.begin():
+            portal = db.scalars(select(Portal).where(Portal.member_id == self.session.member_id)).first()
+            if portal is None:
+                raise Rejected(404, "PORTAL_NOT_FOUND", text("SESSION_INVALID", self.lang))
+            portal.editor_user_ids = cleaned  # a new list, so the JSON column is marked changed
+        return self.editors()
+
+    def _user_names(self, user_ids: list[int]) -> list[dict]:
+        """Names for the editor list; best effort (ids are enough if the lookup fails)."""
+        names: dict[int, str] = {}
+        if user_ids:
+            try:
+                found = self.bitrix.client(self.session.member_id).call("user.get", {"FILTER": {"ID": user_ids}})
+            except BitrixError:
+                found = []
+            for user in found if isinstance(found, list) else []:
+                full = " ".join(part for part in (user.get("NAME"), user.get("LAST_NAME")) if part)
+                if str(user.get("ID", "")).isdigit():
+                    names[int(user["ID"])] = full
+        return [{"id": user_id, "name": names.get(user_id) or ""} for user_id in user_ids]
+
+    # re-authorization
+
+    def portal_status(self) -> str:
+        portal = self._portal()
+        return portal.status if portal is not None else PortalStatus.UNINSTALLED
+
+    def reseed(self, grant: ReseedGrant | None) -> dict:
+        """Replace a dead stored token with the administrator's own authorization."""
+        self.require_admin()
+        if self.portal_status() != PortalStatus.NEEDS_REAUTH:
+            return {"status": self.portal_status()}
+        if grant is None:
+            raise Rejected(409, "REAUTH_UNAVAILABLE", text("REAUTH_UNAVAILABLE", self.lang))
+        portal = lifecycle.reseed(self.bitrix, self.session.member_id, grant.access_token,
+                                  grant.refresh_token, grant.expires_in)
+        return {"status": portal.status}
+
+    def _portal(self) -> Portal | None:
+        with self.bitrix.session_factory() as db:
+            return db.scalars(select(Portal).where(Portal.member_id == self.session.member_id)).first()
+
+    def _portal_or_404(self) -> Portal:
+        portal = self._portal()
+        if portal is None:
+            raise Rejected(404, "PORTAL_NOT_FOUND", text("SESSION_INVALID", self.lang))
+        return portal

@@ -1,0 +1,472 @@
+"""The tab's JSON API against the fake Bitrix24: auth, permissions, validation, error mapping,
+cross-portal isolation and secrets."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bitrix_app.api import status_for
+from bitrix_app.models import Portal, PortalStatus
+from bitrix_app.services.biconnector import Biconnector
+from bitrix_app.services.errors import BitrixError, OAuthError, PortalUnavailable
+from bitrix_app.services.rest import BitrixClient
+from bitrix_app.services.session_tokens import SessionTokens, TabSession
+
+SECRETS = ("demo-token-1", "demo-token-2", "wh1.demo.test", "wh2.demo.test", "5432", "5433")
+
+
+@pytest.fixture
+def admin(open_tab, demo_portal):
+    return open_tab(demo_portal)
+
+
+@pytest.fixture
+def reader(open_tab, demo_portal):
+    return open_tab(demo_portal, demo_portal.add_user("Olga Reader"))
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every connector.update / source.update the app sends: (kind, id, fields)."""
+    calls = []
+    for kind, name in (("connector", "update_connector"), ("source", "update_source")):
+        original = getattr(Biconnector, name)
+
+        def spy(self, object_id, fields, _original=original, _kind=kind):
+            calls.append((_kind, object_id, json.loads(json.dumps(fields))))
+            return _original(self, object_id, fields)
+
+        monkeypatch.setattr(Biconnector, name, spy)
+    return calls
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    """The REST client retries QUERY_LIMIT_EXCEEDED with 1-2-4 s pauses; tests do not wait."""
+    original = BitrixClient.__init__
+
+    def fast(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.sleep = lambda seconds: None
+
+    monkeypatch.setattr(BitrixClient, "__init__", fast)
+
+
+def error_of(response) -> tuple[int, str]:
+    return response.status_code, response.get_json()["error"]
+
+
+def connector_id(portal) -> int:
+    return portal.demo["connector_id"]
+
+
+def source_id(portal, index: int = 0) -> int:
+    return portal.demo["source_ids"][index]
+
+
+# --- session tokens --------------------------------------------------------------------------
+
+def test_requests_without_a_session_token_are_refused(client, demo_portal):
+    for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}, {"Authorization": "Bearer"}):
+        response = client.get("/api/connectors", headers=headers)
+        assert error_of(response) == (401, "SESSION_REQUIRED")
+
+
+def test_garbage_and_foreign_tokens_are_refused(client, app, demo_portal):
+    foreign = SessionTokens("another-secret", 3600, app.extensions["bitrix"].tokens.cipher).issue(
+        TabSession(demo_portal.member_id, 1, True, True))
+    for token in ("garbage", foreign):
+        response = client.get("/api/connectors", headers={"Authorization": f"Bearer {token}"})
+        assert error_of(response) == (401, "SESSION_INVALID")
+
+
+def test_expired_session_tokens_are_refused(client, app, demo_portal):
+    issued_long_ago = SessionTokens(app.config["SECRET_KEY"], 3600, app.extensions["bitrix"].tokens.cipher,
+                                    clock=lambda: 1_000_000_000).issue(TabSession(demo_portal.member_id, 1, True, True))
+    response = client.get("/api/connectors", headers={"Authorization": f"Bearer {issued_long_ago}"})
+    assert error_of(response) == (401, "SESSION_EXPIRED")
+    assert "Reload the page" in response.get_json()["error_description"]
+
+
+def test_cookies_play_no_part(admin, client):
+    response = admin.get("/connectors")
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    assert client.get("/api/connectors").status_code == 401  # the test client keeps no session either
+
+
+def test_api_responses_forbid_framing_and_caching(admin, client):
+    for response in (admin.get("/connectors"), client.get("/api/connectors"), admin.get("/no-such-endpoint")):
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_session_endpoint(admin, reader):
+    assert admin.get("/session").get_json()["result"]["canEdit"] is True
+    assert reader.get("/session").get_json()["result"] == {
+        "userId": reader_user_id(reader), "isAdmin": False, "canEdit": False, "portalStatus": "active"}
+
+
+def reader_user_id(tab) -> int:
+    return tab.get("/session").get_json()["result"]["userId"]
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def test_lists_connectors_and_sources(admin, demo_portal):
+    connectors = admin.get("/connectors").get_json()["result"]
+    sources = admin.get("/sources").get_json()["result"]
+    assert [c["title"] for c in connectors] == ["Demo warehouse"]
+    assert [s["title"] for s in sources] == ["Main warehouse", "Backup warehouse"]
+    assert {s["connectorId"] for s in sources} == {connector_id(demo_portal)}
+
+
+def test_lists_every_page(fake, open_tab, installed_portal):
+    for number in range(53):
+        fake.seed_connector(installed_portal, {"title": f"C{number}", "logo": "https://l.test/x.svg",
+                                               "urlCheck": "https://c.test/a", "urlData": "https://c.test/b",
+                                               "urlTableList": "https://c.test/c", "urlTableDescription": "https://c.test/d"})
+    assert len(open_tab(installed_portal).get("/connectors").get_json()["result"]) == 53
+
+
+def test_secrets_are_never_returned(admin, reader, demo_portal):
+    responses = [tab.get(path) for tab in (admin, reader)
+                 for path in ("/sources", f"/sources/{source_id(demo_portal)}", f"/sources/{source_id(demo_portal, 1)}")]
+    for response in responses:
+        assert response.status_code == 200
+        for secret in SECRETS:
+            assert secret not in response.get_data(as_text=True)
+    settings = responses[1].get_json()["result"]["settings"]
+    assert settings == [{"code": "host", "name": "Host", "type": "STRING", "isSet": True},
+                        {"code": "port", "name": "Port", "type": "INT", "isSet": True},
+                        {"code": "token", "name": "API token", "type": "STRING", "isSet": True}]
+
+
+def test_readers_can_read(reader, demo_portal):
+    assert reader.get(f"/connectors/{connector_id(demo_portal)}").get_json()["result"]["title"] == "Demo warehouse"
+
+
+@pytest.mark.parametrize("path", ["/connectors/abc", "/connectors/0", "/connectors/-1", "/sources/1.5",
+                                  "/sources/99999999999999999999"])
+def test_non_numeric_ids_are_400(admin, path):
+    assert error_of(admin.get(path)) == (400, "VALIDATION_INVALID_ID_FORMAT")
+    assert error_of(admin.post(path, json={"fields": {"title": "x"}})) == (400, "VALIDATION_INVALID_ID_FORMAT")
+
+
+def test_missing_objects_are_404(admin):
+    response = admin.get("/connectors/999")
+    assert error_of(response) == (404, "CONNECTOR_NOT_FOUND")
+    assert "no such connector" in response.get_json()["error_description"]
+    assert error_of(admin.get("/sources/999")) == (404, "SOURCE_NOT_FOUND")
+    assert error_of(admin.post("/sources/999", json={"fields": {"title": "x"}})) == (404, "SOURCE_NOT_FOUND")
+
+
+# --- changing connectors ---------------------------------------------------------------------
+
+def test_admin_changes_a_connector_title_and_its_settings_table(admin, demo_portal, sent):
+    new_settings = [{"name": "Port", "code": "port", "type": "INT"},
+                    {"name": "Host name", "code": "host", "type": "STRING"},
+                    {"name": "Database", "code": "db", "type": "STRING"}]
+    response = admin.post(f"/connectors/{connector_id(demo_portal)}",
+                          json={"fields": {"title": "Warehouse v2", "settings": new_settings}})
+    assert response.status_code == 200, response.get_json()
+    result = response.get_json()["result"]
+    assert result["changed"] == ["settings", "title"] and result["item"]["title"] == "Warehouse v2"
+    stored = demo_portal.connectors[connector_id(demo_portal)]
+    assert stored["title"] == "Warehouse v2" and stored["settings"] == new_settings
+    assert sent == [("connector", connector_id(demo_portal), {"title": "Warehouse v2", "settings": new_settings})]
+
+
+def test_only_changed_fields_are_sent(admin, demo_portal, sent):
+    current = admin.get(f"/connectors/{connector_id(demo_portal)}").get_json()["result"]
+    fields = {key: current[key] for key in ("title", "logo", "urlCheck", "settings")}
+    fields["description"] = "Now described"
+    response = admin.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": fields})
+    assert response.get_json()["result"]["changed"] == ["description"]
+    assert sent == [("connector", connector_id(demo_portal), {"description": "Now described"})]
+
+
+def test_validation_errors_are_shown_per_field_and_nothing_is_sent(admin, demo_portal, sent):
+    response = admin.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {
+        "title": "x" * 513, "urlData": "ftp://nope", "sort": "ten",
+        "settings": [{"name": "Host", "code": "host", "type": "string"}]}})
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["error"] == "VALIDATION_INVALID_FIELD_TYPE"
+    assert {(f["field"], f["code"]) for f in body["fields"]} == {
+        ("sort", "VALIDATION_INVALID_FIELD_TYPE"), ("title", "BX_INVALID_VALUE"), ("urlData", "INVALID_URL"),
+        ("settings[0].type", "VALIDATION_SETTINGS_INVALID_TYPE")}
+    assert sent == []
+
+
+def test_unknown_and_read_only_fields(admin, demo_portal):
+    response = admin.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {"appId": "x", "id": 5}})
+    assert error_of(response) == (400, "VALIDATION_UNKNOWN_PARAMETERS")
+    assert [f["field"] for f in response.get_json()["fields"]] == ["appId", "id"]
+
+
+def test_errors_bitrix24_finds_itself_are_mapped_to_400(admin, demo_portal, fake):
+    fake.config.source_code = False  # an older portal that does not know sourceCode
+    response = admin.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {"sourceCode": "mysql"}})
+    assert error_of(response) == (400, "VALIDATION_UNKNOWN_PARAMETERS")
+    assert response.get_json()["error_description"].startswith("Bitrix24 rejected the data")
+
+
+def test_logo_upload_as_data_uri(admin, demo_portal):
+    logo = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    response = admin.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {"logo": logo}})
+    assert response.status_code == 200
+    assert demo_portal.connectors[connector_id(demo_portal)]["logo"] == logo
+
+
+# --- changing sources ------------------------------------------------------------------------
+
+def test_admin_changes_a_source_setting(admin, demo_portal, fake, sent):
+    fake.clear_log()
+    response = admin.post(f"/sources/{source_id(demo_portal)}", json={"fields": {"settings": {"token": "new-secret-9"}}})
+    assert response.status_code == 200, response.get_json()
+    assert "new-secret-9" not in response.get_data(as_text=True)
+    stored = {s["code"]: s["value"] for s in demo_portal.sources[source_id(demo_portal)]["settings"]}
+    assert stored == {"host": "wh1.demo.test", "port": "5432", "token": "new-secret-9"}
+    assert sent == [("source", source_id(demo_portal), {"title": "Main warehouse", "settings": {"token": "new-secret-9"}})]
+    assert len(fake.outbound_calls) == 1  # Bitrix24 checked the connector's urlCheck
+
+
+def test_source_title_and_description(admin, demo_portal, sent):
+    response = admin.post(f"/sources/{source_id(demo_portal)}", json={"fields": {"title": "Main WH", "description": "d"}})
+    assert response.get_json()["result"]["item"]["title"] == "Main WH"
+    assert demo_portal.sources[source_id(demo_portal)]["description"] == "d"
+    assert sent == [("source", source_id(demo_portal), {"title": "Main WH", "description": "d"})]
+
+
+def test_unchanged_source_is_not_sent(admin, demo_portal, fake, sent):
+    fake.clear_log()
+    response = admin.post(f"/sources/{source_id(demo_portal)}", json={"fields": {"title": "Main warehouse"}})
+    assert response.get_json()["result"]["changed"] == []
+    assert sent == [] and fake.outbound_calls == []
+
+
+def test_failing_connector_check_is_explained(admin, demo_portal):
+    response = admin.post(f"/sources/{source_id(demo_portal)}", json={"fields": {"settings": {"token": "bad"}}})
+    assert error_of(response) == (502, "SOURCE_UPDATE_CONNECTION_ERROR")
+    assert "check URL did not answer" in response.get_json()["error_description"]
+    stored = {s["code"]: s["value"] for s in demo_portal.sources[source_id(demo_portal)]["settings"]}
+    assert stored["token"] == "demo-token-1"
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({"active": False}, "VALIDATION_READ_ONLY_FIELD"),
+    ({"connectorId": 5}, "VALIDATION_IMMUTABLE_FIELD"),
+    ({"settings": {"port": "abc"}}, "INVALID_SETTING_VALUE"),
+    ({"settings": {"password": "x"}}, "UNKNOWN_SETTING_CODE"),
+    ({"title": ""}, "BX_EMPTY_REQUIRED"),
+])
+def test_source_validation(admin, demo_portal, sent, fields, code):
+    response = admin.post(f"/sources/{source_id(demo_portal)}", json={"fields": fields})
+    assert error_of(response) == (400, code) and sent == []
+
+
+# --- malformed requests ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("body", ["not json", "[1, 2]", '"fields"', "null", "{", "[" * 5000 + "]" * 5000])
+def test_bad_json_is_400(admin, demo_portal, body):
+    response = admin.post(f"/connectors/{connector_id(demo_portal)}", data=body, content_type="application/json")
+    assert error_of(response) == (400, "INVALID_JSON")
+
+
+def test_non_json_content_type_is_400(admin, demo_portal):
+    response = admin.post(f"/connectors/{connector_id(demo_portal)}", data={"fields": "x"})
+    assert error_of(response) == (400, "INVALID_JSON")
+
+
+@pytest.mark.parametrize("fields", [None, "title", [], {}, 5])
+def test_fields_of_the_wrong_shape_are_400(admin, demo_portal, fields):
+    for path in (f"/connectors/{connector_id(demo_portal)}", f"/sources/{source_id(demo_portal)}"):
+        response = admin.post(path, json={"fields": fields})
+        assert response.status_code == 400, (path, fields)
+
+
+def test_huge_bodies_are_413(admin, demo_portal):
+    body = json.dumps({"fields": {"description": "x" * (3 * 1024 * 1024)}})
+    response = admin.post(f"/connectors/{connector_id(demo_portal)}", data=body, content_type="application/json")
+    assert response.status_code == 413 and response.get_json()["error"]
+
+
+def test_wrong_methods_are_405_json(admin):
+    response = admin.put("/connectors")
+    assert response.status_code == 405 and response.get_json()["error"]
+
+
+# --- permissions -----------------------------------------------------------------------------
+
+def test_readers_cannot_change(reader, demo_portal, sent):
+    for path in (f"/connectors/{connector_id(demo_portal)}", f"/sources/{source_id(demo_portal)}"):
+        response = reader.post(path, json={"fields": {"title": "Hacked"}})
+        assert error_of(response) == (403, "READ_ONLY")
+    assert error_of(reader.get("/editors")) == (403, "ADMIN_ONLY")
+    assert error_of(reader.put("/editors", json={"userIds": [reader_user_id(reader)]})) == (403, "ADMIN_ONLY")
+    assert sent == [] and demo_portal.connectors[connector_id(demo_portal)]["title"] == "Demo warehouse"
+
+
+def test_admin_allows_a_user_to_edit_and_takes_it_back(admin, reader, demo_portal):
+    user_id = reader_user_id(reader)
+    result = admin.put("/editors", json={"userIds": [user_id]}).get_json()["result"]
+    assert result["userIds"] == [user_id] and result["users"][0]["id"] == user_id
+    assert admin.get("/editors").get_json()["result"]["userIds"] == [user_id]
+    # The same session token now may change things: permission is read on every change.
+    assert reader.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {"title": "By editor"}}).status_code == 200
+    admin.put("/editors", json={"userIds": []})
+    assert error_of(reader.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {"title": "Again"}})) == (
+        403, "READ_ONLY")
+
+
+def test_invalid_editor_lists(admin):
+    for body in ({"userIds": "5"}, {"userIds": [0]}, {}, {"userIds": [True]}):
+        assert error_of(admin.put("/editors", json=body)) == (400, "INVALID_EDITORS")
+
+
+# --- cross-portal isolation ------------------------------------------------------------------
+
+def test_a_session_of_one_portal_never_reaches_another(fake, open_tab, demo_portal, sent):
+    other = fake.add_portal(domain="beta.bitrix24.test")
+    assert fake.install(other).status_code == 200
+    fake.finish_install(other)
+    other_demo = fake.seed_demo(other)
+    extra = fake.seed_connector(other, {"title": "Beta only", "logo": "https://l.test/x.svg",
+                                        "urlCheck": "https://c.test/a", "urlData": "https://c.test/b",
+                                        "urlTableList": "https://c.test/c", "urlTableDescription": "https://c.test/d"})
+    alpha = open_tab(demo_portal)
+    # Ids exist on both portals; alpha's session only ever sees and changes alpha's objects.
+    assert [c["title"] for c in alpha.get("/connectors").get_json()["result"]] == ["Demo warehouse"]
+    assert error_of(alpha.get(f"/connectors/{extra}")) == (404, "CONNECTOR_NOT_FOUND")
+    assert error_of(alpha.post(f"/connectors/{extra}", json={"fields": {"title": "x"}})) == (404, "CONNECTOR_NOT_FOUND")
+    alpha.post(f"/connectors/{other_demo['connector_id']}", json={"fields": {"title": "Alpha's"}})
+    assert other.connectors[other_demo["connector_id"]]["title"] == "Demo warehouse"
+    assert demo_portal.connectors[connector_id(demo_portal)]["title"] == "Alpha's"
+    assert other.connectors[extra]["title"] == "Beta only"
+
+
+def test_editor_rights_do_not_cross_portals(fake, open_tab, demo_portal, bitrix):
+    other = fake.add_portal(domain="beta.bitrix24.test")
+    assert fake.install(other).status_code == 200
+    fake.finish_install(other)
+    with bitrix.session_factory() as db, db.begin():
+        db.query(Portal).filter_by(member_id=other.member_id).one().editor_user_ids = [2]
+    reader = open_tab(demo_portal, demo_portal.add_user("Olga Reader"))  # user id 2 on alpha
+    assert reader_user_id(reader) == 2
+    assert error_of(reader.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {"title": "x"}})) == (
+        403, "READ_ONLY")
+
+
+# --- Bitrix24 failures -----------------------------------------------------------------------
+
+def test_missing_bi_rights_of_the_stored_token_are_403(admin, demo_portal):
+    demo_portal.admin.bi_access = False
+    response = admin.get("/connectors")
+    assert error_of(response) == (403, "ACCESS_DENIED")
+    assert "Access to BI Builder" in response.get_json()["error_description"]
+
+
+def test_rate_limit_is_503_with_retry_after(admin, demo_portal, no_backoff):
+    demo_portal.inject_503 = 10
+    response = admin.get("/connectors")
+    assert error_of(response) == (503, "QUERY_LIMIT_EXCEEDED")
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_operation_time_limit_is_429(admin, demo_portal):
+    demo_portal.operation_time_limit_methods.add("biconnector.connector.list")
+    response = admin.get("/connectors")
+    assert error_of(response) == (429, "OPERATION_TIME_LIMIT")
+    assert 0 < int(response.headers["Retry-After"]) <= 600
+
+
+def test_html_error_pages_are_502(admin, demo_portal):
+    demo_portal.html_5xx = 1
+    response = admin.get("/connectors")
+    assert response.status_code == 502
+    assert "error instead of data" in response.get_json()["error_description"]
+
+
+def test_uninstalled_portal_is_409(admin, fake, demo_portal):
+    fake.uninstall(demo_portal)
+    assert error_of(admin.get("/connectors")) == (409, "PORTAL_UNINSTALLED")
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (BitrixError("CONNECTOR_NOT_FOUND", ""), 404),
+    (BitrixError("SOURCE_NOT_FOUND", ""), 404),
+    (PortalUnavailable("PORTAL_NOT_FOUND", ""), 404),
+    (PortalUnavailable("PORTAL_NEEDS_REAUTH", ""), 409),
+    (PortalUnavailable("PORTAL_UNINSTALLED", ""), 409),
+    (OAuthError("invalid_grant", ""), 409),
+    (BitrixError("expired_token", ""), 409),
+    (PortalUnavailable("PAYMENT_REQUIRED", ""), 402),
+    (BitrixError("ACCESS_DENIED", ""), 403),
+    (BitrixError("insufficient_scope", ""), 403),
+    (BitrixError("QUERY_LIMIT_EXCEEDED", ""), 503),
+    (BitrixError("OVERLOAD_LIMIT", ""), 503),
+    (BitrixError("OPERATION_TIME_LIMIT", ""), 429),
+    (BitrixError("VALIDATION_UNKNOWN_PARAMETERS", ""), 400),
+    (BitrixError("BX_INVALID_VALUE", ""), 400),
+    (BitrixError(0, "All the fields are required."), 400),
+    (BitrixError(0, "Something else"), 502),
+    (BitrixError("SOURCE_UPDATE_CONNECTION_ERROR", ""), 502),
+    (BitrixError("NETWORK_ERROR", ""), 502),
+    (BitrixError("NETWORK_TIMEOUT", ""), 502),
+    (BitrixError("HTTP_500", ""), 502),
+    (BitrixError("BX_ERROR", ""), 502),
+    (BitrixError("ANYTHING_NEW", ""), 502),
+])
+def test_every_bitrix24_error_has_a_status(error, status):
+    assert status_for(error) == status
+
+
+# --- re-authorization ------------------------------------------------------------------------
+
+def set_status(bitrix, member_id: str, status: str) -> None:
+    with bitrix.session_factory() as db, db.begin():
+        db.query(Portal).filter_by(member_id=member_id).one().status = status
+
+
+def test_needs_reauth_is_409_and_one_click_reseeds(fake, open_tab, demo_portal, bitrix):
+    set_status(bitrix, demo_portal.member_id, PortalStatus.NEEDS_REAUTH)
+    admin = open_tab(demo_portal)
+    response = admin.get("/connectors")
+    assert error_of(response) == (409, "PORTAL_NEEDS_REAUTH")
+    assert "Renew authorization" in response.get_json()["error_description"]
+    response = admin.post("/reseed")
+    assert response.status_code == 200 and response.get_json()["result"] == {"status": "active"}
+    assert admin.get("/connectors").status_code == 200
+    assert bitrix.portal(demo_portal.member_id).status == PortalStatus.ACTIVE
+
+
+def test_reseed_is_for_admins_only(fake, open_tab, demo_portal, bitrix):
+    set_status(bitrix, demo_portal.member_id, PortalStatus.NEEDS_REAUTH)
+    reader = open_tab(demo_portal, demo_portal.add_user("Olga Reader"))
+    assert error_of(reader.post("/reseed")) == (403, "ADMIN_ONLY")
+    assert bitrix.portal(demo_portal.member_id).status == PortalStatus.NEEDS_REAUTH
+
+
+def test_reseed_without_a_grant_asks_to_reopen(admin, demo_portal, bitrix):
+    set_status(bitrix, demo_portal.member_id, PortalStatus.NEEDS_REAUTH)  # opened while still active
+    assert error_of(admin.post("/reseed")) == (409, "REAUTH_UNAVAILABLE")
+
+
+def test_reseed_on_a_working_portal_changes_nothing(fake, open_tab, demo_portal, bitrix):
+    set_status(bitrix, demo_portal.member_id, PortalStatus.NEEDS_REAUTH)
+    admin = open_tab(demo_portal)
+    set_status(bitrix, demo_portal.member_id, PortalStatus.ACTIVE)  # another admin renewed meanwhile
+    version = bitrix.tokens.current(demo_portal.member_id).version
+    assert admin.post("/reseed").get_json()["result"] == {"status": "active"}
+    assert bitrix.tokens.current(demo_portal.member_id).version == version
+
+
+def test_reseed_with_an_expired_admin_token_fails_cleanly(fake, open_tab, demo_portal, bitrix):
+    set_status(bitrix, demo_portal.member_id, PortalStatus.NEEDS_REAUTH)
+    admin = open_tab(demo_portal)
+    fake.expire_access_tokens()
+    response = admin.post("/reseed")
+    assert response.status_code == 401 and response.get_json()["error"] == "INVALID_AUTH"
+    assert bitrix.portal(demo_portal.member_id).status == PortalStatus.NEEDS_REAUTH

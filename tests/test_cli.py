@@ -1,0 +1,216 @@
+"""The command line through Flask's CLI runner, against the fake Bitrix24 over real HTTP."""
+import json
+from datetime import datetime, timedelta, timezone
+
+import click
+import pytest
+from sqlalchemy import select, update
+
+from bitrix_app.models import Portal, PortalStatus, PortalToken
+
+
+@pytest.fixture
+def demo(fake, installed_portal):
+    """The installed portal with one connector (host, port, token settings) and two sources."""
+    return {"portal": installed_portal, **fake.seed_demo(installed_portal)}
+
+
+def stored_token_values(bitrix, member_id) -> list[str]:
+    return [bitrix.tokens.current(member_id).value, bitrix.tokens.refresh_token(member_id)]
+
+
+def invoke(runner, *args):
+    return runner.invoke(args=[str(arg) for arg in args])
+
+
+# --- help everywhere ----------------------------------------------------------------------------
+
+def all_commands(group: click.Group, path=()):
+    for name, command in group.commands.items():
+        yield path + (name,)
+        if isinstance(command, click.Group):
+            yield from all_commands(command, path + (name,))
+
+
+def test_every_command_has_help(app, runner):
+    paths = [p for p in all_commands(app.cli) if p[0] in {"portals", "connectors", "sources", "plan"}]
+    assert len(paths) >= 13
+    for path in paths:
+        result = invoke(runner, *path, "--help")
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage:" in result.output
+
+
+# --- portals -------------------------------------------------------------------------------------
+
+def test_portals_list_shows_health_but_never_tokens(runner, bitrix, installed_portal):
+    result = invoke(runner, "portals", "list")
+    assert result.exit_code == 0, result.output
+    assert installed_portal.member_id in result.output
+    assert "alpha.bitrix24.test" in result.output and "active" in result.output
+    for secret in stored_token_values(bitrix, installed_portal.member_id):
+        assert secret not in result.output
+
+
+def test_portals_list_json(runner, installed_portal):
+    result = invoke(runner, "portals", "list", "--json")
+    rows = json.loads(result.output)
+    assert [row["member_id"] for row in rows] == [installed_portal.member_id]
+    assert rows[0]["status"] == "active" and rows[0]["token_expires_at"] and rows[0]["last_refresh"]
+    assert not any("token" in key and "expires" not in key and "user" not in key for key in rows[0])
+
+
+def test_portals_show_by_domain_with_history(runner, bitrix, installed_portal):
+    result = invoke(runner, "portals", "show", "alpha.bitrix24.test", "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["member_id"] == installed_portal.member_id
+    assert any(entry["kind"] == "install" for entry in shown["history"])
+    for secret in stored_token_values(bitrix, installed_portal.member_id):
+        assert secret not in result.output
+
+
+def test_portals_show_unknown_portal_fails(runner, app):
+    result = invoke(runner, "portals", "show", "nowhere.bitrix24.test")
+    assert result.exit_code == 1
+    assert "No portal" in result.output
+
+
+def test_refresh_skips_young_tokens_by_default(runner, fake, installed_portal):
+    result = invoke(runner, "portals", "refresh", "--portal", installed_portal.member_id)
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.output
+    assert fake.refresh_count(installed_portal) == 0
+
+
+def test_refresh_older_than_refreshes_only_old_pairs(runner, fake, bitrix, installed_portal):
+    young = fake.add_portal(domain="beta.bitrix24.test")
+    fake.install(young)
+    fake.finish_install(young)
+    old_token = stored_token_values(bitrix, installed_portal.member_id)
+    with bitrix.session_factory() as session, session.begin():
+        portal_id = session.scalar(select(Portal.id).where(Portal.member_id == installed_portal.member_id))
+        session.execute(update(PortalToken).where(PortalToken.portal_id == portal_id)
+                        .values(refreshed_at=datetime.now(timezone.utc) - timedelta(days=40)))
+
+    result = invoke(runner, "portals", "refresh", "--all", "--older-than", 30, "--json")
+
+    assert result.exit_code == 0, result.output
+    outcomes = {row["domain"]: row["status"] for row in json.loads(result.output)}
+    assert outcomes == {"alpha.bitrix24.test": "refreshed", "beta.bitrix24.test": "skipped"}
+    assert fake.refresh_count(installed_portal) == 1 and fake.refresh_count(young) == 0
+    new_token = stored_token_values(bitrix, installed_portal.member_id)
+    assert new_token != old_token
+    for secret in old_token + new_token:
+        assert secret not in result.output
+
+
+def test_refresh_reports_a_failed_portal_and_exits_1(runner, fake, bitrix, installed_portal):
+    broken = fake.add_portal(domain="broken.bitrix24.test")
+    fake.install(broken)
+    fake.finish_install(broken)
+    with bitrix.session_factory() as session, session.begin():
+        session.execute(update(Portal).where(Portal.member_id == broken.member_id)
+                        .values(status=PortalStatus.NEEDS_REAUTH))
+
+    result = invoke(runner, "portals", "refresh", "--all", "--older-than", 0)
+
+    assert result.exit_code == 1
+    lines = {line.split()[0]: line for line in result.output.splitlines()[1:]}
+    assert "refreshed" in lines["alpha.bitrix24.test"]
+    assert "failed" in lines[broken.member_id] and "authorization" in lines[broken.member_id]
+    assert fake.refresh_count(installed_portal) == 1
+
+
+def test_refresh_needs_a_choice_of_portals(runner, app):
+    assert invoke(runner, "portals", "refresh").exit_code == 2
+
+
+# --- connectors ----------------------------------------------------------------------------------
+
+def test_connectors_list_and_get(runner, demo):
+    listed = invoke(runner, "connectors", "list", "--portal", "alpha.bitrix24.test")
+    assert listed.exit_code == 0, listed.output
+    assert "Demo warehouse" in listed.output and "host, port, token" in listed.output
+
+    got = invoke(runner, "connectors", "get", demo["connector_id"], "--portal", demo["portal"].member_id, "--json")
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.output)["title"] == "Demo warehouse"
+
+
+def test_connector_update_lands(runner, fake, demo):
+    result = invoke(runner, "connectors", "update", demo["connector_id"], '{"description": "Nightly export"}',
+                    "--portal", "alpha.bitrix24.test")
+    assert result.exit_code == 0, result.output
+    assert "updated: description" in result.output
+    assert demo["portal"].connectors[demo["connector_id"]]["description"] == "Nightly export"
+
+
+def test_connector_update_is_validated_like_the_tab(runner, fake, demo):
+    fields = {"settings": [{"name": "Host", "code": "host", "type": "string"}], "urlData": "ftp://x"}
+    result = invoke(runner, "connectors", "update", demo["connector_id"], json.dumps(fields),
+                    "--portal", "alpha.bitrix24.test")
+    assert result.exit_code == 1
+    assert 'Parameter "type" is not correct.' in result.output
+    assert "urlData" in result.output
+    assert fake.count_requests(demo["portal"], "biconnector.connector.update") == 0
+
+
+def test_bitrix_errors_are_explained(runner, demo):
+    result = invoke(runner, "connectors", "get", 999, "--portal", "alpha.bitrix24.test", "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.output)
+    assert error["error"] == "CONNECTOR_NOT_FOUND"
+    assert "no such connector" in error["error_description"]
+
+
+def test_unknown_portal_is_a_clear_error(runner, app):
+    result = invoke(runner, "connectors", "list", "--portal", "nowhere.bitrix24.test")
+    assert result.exit_code == 1
+    assert "not installed the app" in result.output
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+def test_sources_list_and_get_never_print_setting_values(runner, demo):
+    listed = invoke(runner, "sources", "list", "--portal", "alpha.bitrix24.test")
+    got = invoke(runner, "sources", "get", demo["source_ids"][0], "--portal", "alpha.bitrix24.test")
+    got_json = invoke(runner, "sources", "get", demo["source_ids"][0], "--portal", "alpha.bitrix24.test", "--json")
+    for result in (listed, got, got_json):
+        assert result.exit_code == 0, result.output
+        for value in ("demo-token-1", "demo-token-2", "wh1.demo.test", "5432"):
+            assert value not in result.output
+    assert "Main warehouse" in listed.output
+    assert "token" in got.output and "set" in got.output
+    assert {row["code"]: row["isSet"] for row in json.loads(got_json.output)["settings"]} == {
+        "host": True, "port": True, "token": True}
+
+
+def test_source_update_from_a_file_keeps_the_secret_quiet(runner, fake, demo, tmp_path, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_TOKEN", "s3cret-from-env")
+    fields = tmp_path / "fields.json"
+    fields.write_text(json.dumps({"settings": {"token": "${WAREHOUSE_TOKEN}", "port": 6543}}))
+    source_id = demo["source_ids"][0]
+
+    result = invoke(runner, "sources", "update", source_id, f"@{fields}", "--portal", "alpha.bitrix24.test")
+
+    assert result.exit_code == 0, result.output
+    assert "s3cret-from-env" not in result.output
+    stored = {row["code"]: row["value"] for row in demo["portal"].sources[source_id]["settings"]}
+    assert stored["token"] == "s3cret-from-env" and stored["port"] == "6543"
+    assert demo["portal"].sources[source_id]["title"] == "Main warehouse"  # title kept
+
+
+def test_source_update_rejects_undeclared_settings(runner, fake, demo):
+    result = invoke(runner, "sources", "update", demo["source_ids"][0], '{"settings": {"passwrd": "x"}}',
+                    "--portal", "alpha.bitrix24.test", "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.output)
+    assert error["details"][0]["code"] == "UNKNOWN_SETTING_CODE"
+    assert fake.count_requests(demo["portal"], "biconnector.source.update") == 0
+
+
+def test_update_with_broken_json_is_a_usage_error(runner, demo):
+    result = invoke(runner, "sources", "update", demo["source_ids"][0], "{not json", "--portal", "alpha.bitrix24.test")
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.output

@@ -1,0 +1,265 @@
+"""POST /app: authenticating an iframe open, the page it renders, and its headers."""
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+
+from bitrix_app.models import Portal, PortalStatus
+from bitrix_app.sandbox.fake.lifecycle import frame_request
+
+
+def session_token_in(page: str) -> str:
+    match = re.search(r'<meta name="session-token" content="([^"]+)"', page)
+    assert match, "no session-token meta tag"
+    return match.group(1)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def post_app(client, query: dict, form: dict):
+    return client.post("/app?" + urlencode(query), data=form)
+
+
+@pytest.fixture
+def frame(fake, installed_portal):
+    """The query string and form of a genuine iframe open by the portal's administrator."""
+    return frame_request(fake, installed_portal, installed_portal.admin)
+
+
+def set_status(bitrix, member_id: str, status: str) -> None:
+    with bitrix.session_factory() as session, session.begin():
+        session.query(Portal).filter_by(member_id=member_id).one().status = status
+
+
+def stored_access_token(bitrix, member_id: str) -> str:
+    return bitrix.tokens.current(member_id).value
+
+
+# --- the happy path --------------------------------------------------------------------------
+
+def test_admin_opens_the_tab(fake, installed_portal, bitrix, read_session):
+    response = fake.open_app(installed_portal)
+    assert response.status_code == 200
+    assert "text/html" in response.headers["Content-Type"]
+    page = response.text
+    tokens = bitrix.tokens
+    assert session_token_in(page)
+    session = read_session(session_token_in(page))
+    assert (session.member_id, session.user_id, session.is_admin, session.can_edit) == (
+        installed_portal.member_id, installed_portal.admin.id, True, True)
+    assert 'id="editors-panel"' in page and 'id="read-only-banner"' not in page
+    assert stored_access_token(bitrix, installed_portal.member_id) not in page
+    with bitrix.session_factory() as db:
+        portal_row = db.query(Portal).filter_by(member_id=installed_portal.member_id).one()
+        assert tokens.application_token(portal_row) not in page
+
+
+def test_the_page_never_contains_the_users_bitrix_tokens(client, frame):
+    query, form = frame
+    page = post_app(client, query, form).text
+    for secret in (form["AUTH_ID"], form["REFRESH_ID"], form["APPLICATION_TOKEN"]):
+        assert secret not in page
+
+
+def test_a_regular_user_gets_a_read_only_tab(fake, installed_portal, bitrix, read_session):
+    reader = installed_portal.add_user("Olga Reader")
+    page = fake.open_app(installed_portal, reader).text
+    session = read_session(session_token_in(page))
+    assert (session.user_id, session.is_admin, session.can_edit) == (reader.id, False, False)
+    assert 'id="read-only-banner"' in page and 'id="editors-panel"' not in page
+
+
+def test_an_allowed_user_gets_an_editable_tab(fake, installed_portal, bitrix, read_session):
+    editor = installed_portal.add_user("Egor Editor")
+    with bitrix.session_factory() as db, db.begin():
+        db.query(Portal).filter_by(member_id=installed_portal.member_id).one().editor_user_ids = [editor.id]
+    page = fake.open_app(installed_portal, editor).text
+    assert read_session(session_token_in(page)).can_edit is True
+    assert 'id="read-only-banner"' not in page and 'id="editors-panel"' not in page
+
+
+def test_russian_portal_gets_russian_texts(fake, installed_portal):
+    page = fake.open_app(installed_portal, lang="ru").text
+    assert '<html lang="ru">' in page and "Коннекторы BI-конструктора" in page
+
+
+def test_unknown_languages_fall_back_to_english(fake, installed_portal):
+    page = fake.open_app(installed_portal, lang="de").text
+    assert '<html lang="en">' in page
+
+
+def test_placements_other_than_default_are_served_too(client, frame):
+    query, form = frame
+    form.update(PLACEMENT="REST_APP_URI", PLACEMENT_OPTIONS="{not json")
+    assert post_app(client, query, form).status_code == 200
+    form["PLACEMENT_OPTIONS"] = json.dumps({"connectorId": "3"})
+    assert '"connectorId": "3"' in post_app(client, query, form).text
+
+
+# --- headers ---------------------------------------------------------------------------------
+
+def test_framing_is_allowed_only_for_the_stored_portal(client, frame, installed_portal):
+    query, form = frame
+    query["DOMAIN"] = "evil.example"  # the posted DOMAIN is never trusted
+    response = post_app(client, query, form)
+    policy = response.headers["Content-Security-Policy"]
+    ancestors = next(part for part in policy.split("; ") if part.startswith("frame-ancestors"))
+    # https://<stored domain>, plus the stored REST endpoint's origin (the sandbox portal, over http).
+    assert ancestors.split()[1:] == [f"https://{installed_portal.domain}", _origin(installed_portal.client_endpoint)]
+    assert "evil.example" not in policy
+    assert "X-Frame-Options" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_scripts_only_from_the_app_and_the_bx24_library(client, frame, app):
+    query, form = frame
+    policy = post_app(client, query, form).headers["Content-Security-Policy"]
+    script_src = next(part for part in policy.split("; ") if part.startswith("script-src"))
+    assert script_src == f"script-src 'self' {_origin(app.config['BITRIX_JS_SDK_URL'])}"
+    assert "unsafe-inline" not in policy and "object-src 'none'" in policy
+
+
+def test_the_page_loads_bx24_from_the_configured_url(client, frame, app):
+    query, form = frame
+    page = post_app(client, query, form).text
+    assert f'<script src="{app.config["BITRIX_JS_SDK_URL"]}" async id="bx24-sdk"></script>' in page
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+def test_unknown_portal_gets_a_clear_404_page(client, frame):
+    query, form = frame
+    form["member_id"] = "no-such-member"
+    response = post_app(client, query, form)
+    assert response.status_code == 404
+    assert "has not installed the application" in response.text and "UNKNOWN_PORTAL" in response.text
+    assert "Traceback" not in response.text
+
+
+def test_member_id_is_not_matched_by_domain(client, frame, installed_portal):
+    query, form = frame
+    form["member_id"] = installed_portal.domain
+    assert post_app(client, query, form).status_code == 404
+
+
+def test_uninstalled_portal_is_refused(client, frame, bitrix, installed_portal):
+    set_status(bitrix, installed_portal.member_id, PortalStatus.UNINSTALLED)
+    query, form = frame
+    response = post_app(client, query, form)
+    assert response.status_code == 403 and "APP_NOT_INSTALLED" in response.text
+
+
+@pytest.mark.parametrize("token", ["wrong", "", None])
+def test_application_token_must_match(client, frame, token):
+    query, form = frame
+    if token is None:
+        del form["APPLICATION_TOKEN"]
+    else:
+        form["APPLICATION_TOKEN"] = token
+    response = post_app(client, query, form)
+    assert response.status_code == 401 and "INVALID_APPLICATION_TOKEN" in response.text
+
+
+def test_the_users_token_must_be_accepted_by_the_portal(client, frame):
+    query, form = frame
+    form["AUTH_ID"] = "forged-token"
+    response = post_app(client, query, form)
+    assert response.status_code == 401 and "INVALID_AUTH" in response.text
+
+
+def test_a_token_of_another_portal_is_refused(fake, client, frame):
+    other = fake.add_portal(domain="beta.bitrix24.test")
+    query, form = frame
+    form["AUTH_ID"] = fake.issue_tokens(other, other.admin)["access_token"]
+    assert post_app(client, query, form).status_code == 401
+
+
+def test_an_expired_user_token_is_refused(fake, client, frame):
+    query, form = frame
+    fake.expire_access_tokens()
+    assert post_app(client, query, form).status_code == 401
+
+
+@pytest.mark.parametrize("missing", ["member_id", "AUTH_ID"])
+def test_missing_fields(client, frame, missing):
+    query, form = frame
+    del form[missing]
+    response = post_app(client, query, form)
+    assert response.status_code == 400 and "MISSING_FIELDS" in response.text
+
+
+def test_get_is_not_allowed(client):
+    assert client.get("/app").status_code == 405
+
+
+def test_refusals_are_in_russian_for_russian_portals(client, frame):
+    query, form = frame
+    query["LANG"] = "ru"
+    form["APPLICATION_TOKEN"] = "wrong"
+    assert "Этот запрос пришёл не с портала" in post_app(client, query, form).text
+
+
+# --- needs re-authorization --------------------------------------------------------------------
+
+def test_admin_sees_the_reauth_banner_and_gets_an_encrypted_grant(client, frame, bitrix, installed_portal, read_session):
+    set_status(bitrix, installed_portal.member_id, PortalStatus.NEEDS_REAUTH)
+    query, form = frame
+    page = post_app(client, query, form).text
+    assert 'id="reauth-button"' in page
+    assert form["AUTH_ID"] not in page and form["REFRESH_ID"] not in page
+    session = read_session(session_token_in(page))
+    assert session.reseed_grant and form["REFRESH_ID"] not in session.reseed_grant
+
+
+def test_regular_user_sees_the_banner_without_a_button_or_grant(fake, bitrix, installed_portal, read_session):
+    set_status(bitrix, installed_portal.member_id, PortalStatus.NEEDS_REAUTH)
+    page = fake.open_app(installed_portal, installed_portal.add_user("Olga Reader")).text
+    assert 'id="reauth-banner"' in page and 'id="reauth-button"' not in page
+    assert read_session(session_token_in(page)).reseed_grant is None
+
+
+def test_active_portal_tokens_carry_no_grant(fake, bitrix, installed_portal, read_session):
+    page = fake.open_app(installed_portal).text
+    assert read_session(session_token_in(page)).reseed_grant is None
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# --- header building blocks ------------------------------------------------------------------
+
+def _user(domain: str, endpoint: str):
+    from bitrix_app.services.tab import TabUser
+
+    return TabUser("m", 1, "", True, True, domain, endpoint, "active")
+
+
+def test_frame_ancestors_for_a_cloud_portal_is_just_its_https_address():
+    from bitrix_app.placement import frame_ancestors
+
+    assert frame_ancestors(_user("acme.bitrix24.com", "https://acme.bitrix24.com/rest/")) == "https://acme.bitrix24.com"
+
+
+def test_frame_ancestors_never_echoes_odd_characters():
+    from bitrix_app.placement import frame_ancestors
+
+    assert frame_ancestors(_user("evil.com; script-src *", "javascript:alert(1)")) == "'none'"
+
+
+def test_script_origin_of_the_default_bx24_url():
+    from bitrix_app.placement import _script_origin
+
+    assert _script_origin("//api.bitrix24.com/api/v1/") == "api.bitrix24.com"
+    assert _script_origin("https://api.bitrix24.com/api/v1/") == "https://api.bitrix24.com"

@@ -1,0 +1,251 @@
+"""Plans: loading, diff, apply in batches of 50, partial failure, idempotence, secrets, time limits."""
+import json
+import textwrap
+
+import pytest
+
+from bitrix_app.services.plans import PlanError, PlanRunner, parse_plan
+
+SECRET = "pa55-from-the-environment"
+WRITE_METHODS = ("biconnector.connector.update", "biconnector.source.update")
+
+
+@pytest.fixture
+def demo(fake, installed_portal):
+    return {"portal": installed_portal, **fake.seed_demo(installed_portal)}
+
+
+@pytest.fixture
+def secret_env(monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_TOKEN", SECRET)
+
+
+def write_plan(tmp_path, text: str, name: str = "plan.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def apply(runner, plan_path, *options):
+    return runner.invoke(args=["plan", "apply", str(plan_path), *options])
+
+
+def write_calls(fake, portal) -> int:
+    """Every request that could change something: batches and update calls, inside a batch or not."""
+    return sum(1 for entry in fake.requests_log
+               if entry["member_id"] == portal.member_id and entry["method"] in ("batch",) + WRITE_METHODS)
+
+
+DEMO_PLAN = """
+    portals: all
+    connectors:
+      - match: {title: Demo warehouse}
+        fields: {description: Managed by plan}
+    sources:
+      - match: {title: Main warehouse}
+        fields:
+          description: Primary
+          settings: {host: wh1.example.com, token: "${WAREHOUSE_TOKEN}"}
+      - match: {title: Backup warehouse}
+        fields:
+          settings: {port: 5433}
+"""
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def test_environment_values_are_substituted_and_remembered_as_secrets():
+    plan = parse_plan({"sources": [{"match": {"id": 1}, "fields": {"settings": {"token": "${T}"}}}]}, {"T": "abc"})
+    assert plan.sources[0].fields["settings"]["token"] == "abc"
+    assert plan.portals is None
+    assert plan.mask("token=abc") == "token=***"
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"sources": [{"match": {"id": 1}, "fields": {"settings": {"t": "${MISSING}"}}}]}, "MISSING is not set"),
+    ({"sources": [{"match": {"name": "x"}, "fields": {"title": "y"}}]}, "match must be"),
+    ({"sources": [{"match": {"id": 1}, "fields": {}}]}, "fields must be a non-empty mapping"),
+    ({"sources": [{"match": {"id": 1}, "fields": {"active": False}}]}, "Analytics hub"),
+    ({"connectors": [{"match": {"id": 1}, "fields": {"urlCheck": "ftp://x"}}]}, "http:// or https://"),
+    ({"portals": "some", "sources": []}, '"portals" must be'),
+    ({"portal": "all"}, "Unknown plan keys: portal"),
+])
+def test_invalid_plans_are_refused_before_any_portal_is_touched(data, message):
+    with pytest.raises(PlanError, match=message):
+        parse_plan(data, {})
+
+
+def test_invalid_plan_file_exits_1_with_the_reason(runner, app, tmp_path):
+    path = write_plan(tmp_path, "sources: [{match: {id: 1}, fields: {settings: {t: '${NOPE}'}}}]")
+    result = apply(runner, path)
+    assert result.exit_code == 1
+    assert "NOPE is not set" in result.output
+
+
+# --- diff, apply, idempotence --------------------------------------------------------------------
+
+def test_dry_run_prints_a_masked_diff_and_sends_nothing(runner, fake, demo, tmp_path, secret_env):
+    result = apply(runner, write_plan(tmp_path, DEMO_PLAN), "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert "description: 'Sample connector served by the sandbox portal.' -> 'Managed by plan'" in result.output
+    assert "settings.token: *** -> ***" in result.output
+    assert "settings.port" not in result.output  # 5433 is already stored: no change
+    assert "would change" in result.output and "dry run" in result.output
+    assert SECRET not in result.output and "wh1.example.com" not in result.output
+    assert write_calls(fake, demo["portal"]) == 0
+
+
+def test_apply_lands_changes_and_a_second_run_writes_nothing(runner, fake, demo, tmp_path, secret_env):
+    plan_path = write_plan(tmp_path, DEMO_PLAN)
+    portal = demo["portal"]
+
+    first = apply(runner, plan_path)
+
+    assert first.exit_code == 0, first.output
+    assert "changed" in first.output and SECRET not in first.output
+    main, backup = (portal.sources[source_id] for source_id in demo["source_ids"])
+    assert main["description"] == "Primary"
+    assert {row["code"]: row["value"] for row in main["settings"]}["token"] == SECRET
+    assert portal.connectors[demo["connector_id"]]["description"] == "Managed by plan"
+    assert fake.count_requests(portal, "batch") == 1  # connector and source updates together
+    fake.clear_log()
+
+    second = apply(runner, plan_path, "--json")
+
+    assert second.exit_code == 0, second.output
+    report = json.loads(second.output)
+    assert report["summary"] == {"changed": 0, "unchanged": 1, "failed": 0}
+    assert write_calls(fake, portal) == 0
+
+
+def test_json_report_describes_each_update(runner, fake, demo, tmp_path, secret_env):
+    result = apply(runner, write_plan(tmp_path, DEMO_PLAN), "--json")
+    report = json.loads(result.output)
+    assert report["dry_run"] is False
+    [portal] = report["portals"]
+    assert portal["status"] == "changed" and portal["domain"] == "alpha.bitrix24.test"
+    kinds = sorted((u["kind"], u["title"], u["applied"]) for u in portal["updates"])
+    assert kinds == [("connector", "Demo warehouse", True), ("source", "Main warehouse", True)]
+    assert SECRET not in result.output
+
+
+def test_plan_in_json_format_with_explicit_portals(runner, fake, demo, tmp_path):
+    plan = {"portals": ["alpha.bitrix24.test"],
+            "sources": [{"match": {"id": demo["source_ids"][1]}, "fields": {"title": "Reserve warehouse"}}]}
+    result = apply(runner, write_plan(tmp_path, json.dumps(plan), "plan.json"))
+    assert result.exit_code == 0, result.output
+    assert demo["portal"].sources[demo["source_ids"][1]]["title"] == "Reserve warehouse"
+
+
+def test_120_updates_go_out_in_3_batches(runner, fake, installed_portal, tmp_path):
+    connector_id = fake.seed_demo(installed_portal)["connector_id"]
+    ids = [fake.seed_source(installed_portal, {"title": f"Shop {n}", "connectorId": connector_id,
+                                               "settings": {"host": "old.example.com"}}) for n in range(120)]
+    plan = {"sources": [{"match": {"id": source_id}, "fields": {"settings": {"host": f"db{n}.example.com"}}}
+                        for n, source_id in enumerate(ids)]}
+
+    result = apply(runner, write_plan(tmp_path, json.dumps(plan), "plan.json"))
+
+    assert result.exit_code == 0, result.output
+    assert fake.count_requests(installed_portal, "batch") == 3  # 50 + 50 + 20
+    stored = [{row["code"]: row["value"] for row in installed_portal.sources[i]["settings"]}["host"] for i in ids]
+    assert stored == [f"db{n}.example.com" for n in range(120)]
+
+
+def test_one_bad_item_in_a_batch_is_reported_and_the_others_land(runner, fake, demo, tmp_path):
+    good, bad = demo["source_ids"]
+    plan = {"sources": [
+        {"match": {"id": bad}, "fields": {"settings": {"token": "bad"}}},  # the connector's check refuses it
+        {"match": {"id": good}, "fields": {"description": "Still lands"}},
+    ]}
+
+    result = apply(runner, write_plan(tmp_path, json.dumps(plan), "plan.json"), "--json")
+
+    assert result.exit_code == 1
+    assert fake.count_requests(demo["portal"], "batch") == 1
+    assert demo["portal"].sources[good]["description"] == "Still lands"
+    [portal] = json.loads(result.output)["portals"]
+    assert portal["status"] == "failed"
+    assert "check URL did not answer" in portal["reason"]
+    outcome = {u["id"]: (u["applied"], u["error_code"]) for u in portal["updates"]}
+    assert outcome == {good: (True, None), bad: (False, "SOURCE_UPDATE_CONNECTION_ERROR")}
+
+
+def test_objects_that_cannot_be_matched_are_reported(runner, fake, demo, tmp_path):
+    fake.seed_source(demo["portal"], {"title": "Main warehouse", "connectorId": demo["connector_id"], "settings": {}})
+    plan = {"sources": [{"match": {"title": "Main warehouse"}, "fields": {"description": "x"}},
+                        {"match": {"title": "Nowhere"}, "fields": {"description": "x"}}]}
+    result = apply(runner, write_plan(tmp_path, json.dumps(plan), "plan.json"))
+    assert result.exit_code == 1
+    assert 'source "Main warehouse": 2 sources have this title; match by id instead.' in result.output
+    assert 'source "Nowhere": not found on this portal.' in result.output
+    assert write_calls(fake, demo["portal"]) == 0
+
+
+def test_setting_values_are_checked_against_the_connector(runner, fake, demo, tmp_path):
+    plan = {"sources": [{"match": {"id": demo["source_ids"][0]}, "fields": {"settings": {"port": "not a number"}}}]}
+    result = apply(runner, write_plan(tmp_path, json.dumps(plan), "plan.json"))
+    assert result.exit_code == 1
+    assert 'Setting "port" must be an integer.' in result.output
+    assert write_calls(fake, demo["portal"]) == 0
+
+
+def test_a_boolean_change_is_sent_as_a_single_json_call(runner, fake, demo, tmp_path):
+    plan = {"connectors": [{"match": {"id": demo["connector_id"]}, "fields": {"supportMapping": True}}],
+            "sources": [{"match": {"id": demo["source_ids"][0]}, "fields": {"description": "d"}}]}
+    result = apply(runner, write_plan(tmp_path, json.dumps(plan), "plan.json"))
+    assert result.exit_code == 0, result.output
+    assert demo["portal"].connectors[demo["connector_id"]]["supportMapping"] is True
+    assert fake.count_requests(demo["portal"], "biconnector.connector.update") == 1
+    assert fake.count_requests(demo["portal"], "batch") == 1
+
+
+def test_secrets_in_connector_fields_are_masked_too(runner, fake, demo, tmp_path, secret_env):
+    plan = "connectors: [{match: {title: Demo warehouse}, fields: {description: 'key ${WAREHOUSE_TOKEN}'}}]"
+    for options in ((), ("--json",)):
+        result = apply(runner, write_plan(tmp_path, plan), "--dry-run", *options)
+        assert result.exit_code == 0, result.output
+        assert SECRET not in result.output
+        assert "***" in result.output
+
+
+# --- operating-time limit ----------------------------------------------------------------------
+
+class RecordingSleep:
+    """Stands in for time.sleep: records the wait and lifts the portal's time limit."""
+
+    def __init__(self, portal):
+        self.portal = portal
+        self.waits = []
+
+    def __call__(self, seconds):
+        self.waits.append(seconds)
+        self.portal.operation_time_limit_methods.clear()
+
+
+def test_operation_time_limit_waits_for_the_reset_then_retries(fake, demo, bitrix):
+    portal = demo["portal"]
+    portal.operation_time_limit_methods.add("biconnector.source.list")
+    sleep = RecordingSleep(portal)
+    plan = parse_plan({"sources": [{"match": {"id": demo["source_ids"][0]}, "fields": {"description": "x"}}]}, {})
+
+    [report] = PlanRunner(bitrix, plan, sleep=sleep).run([portal.member_id])
+
+    assert report.status == "changed", report.reason
+    assert len(sleep.waits) == 1 and 590 <= sleep.waits[0] <= 600  # the fake resets 600 s ahead
+    assert portal.sources[demo["source_ids"][0]]["description"] == "x"
+
+
+def test_time_limited_commands_inside_a_batch_are_sent_again(fake, demo, bitrix):
+    portal = demo["portal"]
+    sleep = RecordingSleep(portal)
+    plan = parse_plan({"sources": [{"match": {"id": i}, "fields": {"description": "y"}} for i in demo["source_ids"]]}, {})
+    runner = PlanRunner(bitrix, plan, sleep=sleep)
+    portal.operation_time_limit_methods.add("biconnector.source.update")  # after the reads, before the batch
+
+    [report] = runner.run([portal.member_id])
+
+    assert report.status == "changed", report.reason
+    assert sleep.waits and fake.count_requests(portal, "batch") == 2
+    assert all(portal.sources[i]["description"] == "y" for i in demo["source_ids"])
