@@ -52,11 +52,29 @@ PROCESSES, THREADS = 4, 16
 
 # --- the sandbox --------------------------------------------------------------------------------
 
+class NetworkLatency:
+    """WSGI middleware: REST and OAuth requests wait `seconds` first, like a trip to a cloud portal.
+
+    Connector checks (`/_demo_connector/...`) stay instant: in real life they are our own server.
+    """
+
+    def __init__(self, app, seconds: float):
+        self.app = app
+        self.seconds = seconds
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if self.seconds and ("/rest/" in path or path.startswith("/oauth/")):
+            time.sleep(self.seconds)
+        return self.app(environ, start_response)
+
+
 class Sandbox:
     """A fake Bitrix24 plus our database, with portals installed directly (no installer round trip)."""
 
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, latency: float = 0.0):
         self.fake = FakeBitrix24(CLIENT_ID, CLIENT_SECRET, app_url="http://127.0.0.1:9")
+        self.fake.flask_app.wsgi_app = NetworkLatency(self.fake.flask_app.wsgi_app, latency)
         self.fake.start()
         assert self.fake.config.rate_limit  # the point of the benchmark
         self.database_url = database_url
@@ -473,12 +491,13 @@ def main() -> None:
     parser.add_argument("--portals", type=int, default=200, help="portals in scenario 2")
     parser.add_argument("--workers", type=int, default=16, help="worker pool in scenario 2")
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario; the table shows the median")
+    parser.add_argument("--latency-ms", type=float, default=50, help="simulated network latency per REST request")
     parser.add_argument("--output", default=str(Path(__file__).with_name("results.md")))
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
         database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{folder}/bench.db"
-        sandbox = Sandbox(database_url)
+        sandbox = Sandbox(database_url, options.latency_ms / 1000)
         started = datetime.now(timezone.utc)
         runs = []
         for repetition in range(options.repeat):
@@ -500,6 +519,10 @@ def main() -> None:
         "- Sandbox: the project's fake Bitrix24 on loopback, in its own process (each client runs in a fresh "
         "process), rate limit ON at the real default (2 requests/s, burst 50 per portal); scenario 3 uses "
         f"Enterprise portals (5/s, burst 250) and a {REFRESH_LATENCY:.1f} s refresh latency at the fake token endpoint.",
+        f"- Simulated network latency: {options.latency_ms:.0f} ms before every REST and OAuth request (the fake "
+        "itself answers in a few ms; connector checks stay local).",
+        "- The fake serves every portal from one Python process on the same machine, so with many workers it, "
+        "not the client, becomes the bottleneck.",
         f"- Our shared bucket lives in {backend}. Every client works on portals of its own, so none inherits "
         "another's bucket.",
         f"- Median wall time of {options.repeat} runs; 503, token-call and failure columns show the worst run.",

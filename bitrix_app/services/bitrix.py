@@ -69,9 +69,10 @@ class Bitrix:
         credentials = PortalCredentials(self.tokens, self.oauth, portal.member_id)
         return self._client(portal.client_endpoint, credentials, portal.member_id)
 
-    def user_client(self, client_endpoint: str, access_token: str) -> BitrixClient:
-        """A client acting with a user's own token (iframe AUTH_ID), which we never store."""
-        return self._client(client_endpoint, StaticCredentials(access_token), None)
+    def user_client(self, client_endpoint: str, access_token: str, member_id: str | None = None) -> BitrixClient:
+        """A client acting with a user's own token (iframe AUTH_ID), which we never store.
+        With the portal's member_id its calls wait for the portal's shared bucket too."""
+        return self._client(client_endpoint, StaticCredentials(access_token), member_id)
 
     def biconnector(self, member_id_or_domain: str) -> Biconnector:
         return Biconnector(self.client(member_id_or_domain))

@@ -236,16 +236,18 @@ def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict]) -> Por
     result = PortalChanges()
     claimed: set[tuple[str, int]] = set()
     wanted_settings: dict[int, list] = {}
+    connector_index, source_index = _index(connectors), _index(sources)
     for target in plan.connectors:
-        current = _find(target, connectors, result, claimed)
+        current = _find(target, connector_index, result, claimed)
         if current is not None:
+            # Connector fields need nothing from the portal to be checked: parse_plan did it.
             _add_update(result, _connector_update(plan, target, current), [])
             if "settings" in target.fields:
                 wanted_settings[current["id"]] = target.fields["settings"]
     declared = {item["id"]: item.get("settings") or [] for item in connectors}
     declared.update(wanted_settings)  # sources are checked against what the plan makes the connector declare
     for target in plan.sources:
-        current = _find(target, sources, result, claimed)
+        current = _find(target, source_index, result, claimed)
         if current is not None:
             update = _source_update(plan, target, current)
             if update is not None:
@@ -254,9 +256,17 @@ def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict]) -> Por
     return result
 
 
-def _find(target: Target, objects: list[dict], result: PortalChanges, claimed: set) -> dict | None:
-    key, value = next(iter(target.match.items()))
-    found = [item for item in objects if item.get(key) == value]
+def _index(objects: list[dict]) -> dict[tuple[str, object], list[dict]]:
+    """Objects by ("id", 7) and by ("title", "Main"), so matching stays fast with thousands."""
+    index: dict[tuple[str, object], list[dict]] = {}
+    for item in objects:
+        for key in ("id", "title"):
+            index.setdefault((key, item.get(key)), []).append(item)
+    return index
+
+
+def _find(target: Target, index: dict, result: PortalChanges, claimed: set) -> dict | None:
+    found = index.get(next(iter(target.match.items())), [])
     if not found:
         result.problems.append(f"{target.describe()}: not found on this portal.")
         return None

@@ -89,7 +89,7 @@ def authenticate_opening(bitrix: Bitrix, form: Mapping, lang: str = "en") -> Tab
         stored = bitrix.tokens.application_token(portal) or ""
     if not stored or not hmac.compare_digest(application_token.encode(), stored.encode()):
         raise Rejected(401, "INVALID_APPLICATION_TOKEN", text("INVALID_APPLICATION_TOKEN", lang))
-    user, is_admin = _confirmed_user(bitrix, portal.client_endpoint, auth_id, lang)
+    user, is_admin = _confirmed_user(bitrix, portal, auth_id, lang)
     user_id = int(user["ID"])
     return TabUser(
         member_id=portal.member_id,
@@ -103,8 +103,8 @@ def authenticate_opening(bitrix: Bitrix, form: Mapping, lang: str = "en") -> Tab
     )
 
 
-def _confirmed_user(bitrix: Bitrix, client_endpoint: str, auth_id: str, lang: str) -> tuple[dict, bool]:
-    client = bitrix.user_client(client_endpoint, auth_id)
+def _confirmed_user(bitrix: Bitrix, portal: Portal, auth_id: str, lang: str) -> tuple[dict, bool]:
+    client = bitrix.user_client(portal.client_endpoint, auth_id, portal.member_id)
     try:
         user = client.call("user.current")
         is_admin = client.call("user.admin") is True
