@@ -18,7 +18,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-DOCS_SCREENSHOT = PROJECT_ROOT / "docs" / "tab.png"
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,1000")
 TIMEOUT = 15
@@ -143,8 +142,6 @@ def test_admin_installs_the_app_and_edits_a_connector_and_a_source(browser, fake
     visible(browser, ".connector-card")
     screenshot(browser, "tab-list.png")
     assert browser_errors(browser) == []
-    DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-    shutil.copyfile(ARTIFACTS / "tab.png", DOCS_SCREENSHOT)
 
 
 def test_a_regular_user_sees_the_tab_read_only(browser, fake, installed_portal):
