@@ -2,14 +2,13 @@
 entry point for scripts and jobs."""
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
 from sqlalchemy import text
 
-from .config import Config, ProductionConfig
+from .config import INSTANCE_PATH, Config, ProductionConfig, default_database_url
 from .extensions import db, migrate
 from .logging_setup import install_log_redaction
 from .services.bitrix import Bitrix
@@ -25,14 +24,11 @@ def create_app(config_class: type[Config] = ProductionConfig, overrides: dict | 
     app = Flask(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
-        instance_path=str(PROJECT_ROOT / "instance"),
+        instance_path=str(INSTANCE_PATH),
     )
     app.config.from_object(config_class)
     app.config.update(overrides or {})
-    os.makedirs(app.instance_path, exist_ok=True)
-    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["SQLALCHEMY_DATABASE_URI"] or (
-        f"sqlite:///{Path(app.instance_path) / 'bitrix_app.db'}"
-    )
+    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["SQLALCHEMY_DATABASE_URI"] or default_database_url()
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
     config_class.validate(app.config)
     install_log_redaction()

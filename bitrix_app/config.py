@@ -5,6 +5,9 @@ Plain Python: the CLI, jobs and `BitrixApp.from_env()` read the same classes.
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+INSTANCE_PATH = Path(__file__).resolve().parent.parent / "instance"
 
 
 def _flag(name: str) -> bool:
@@ -13,6 +16,12 @@ def _flag(name: str) -> bool:
 
 def _keys(value: str | None) -> list[str]:
     return [key.strip() for key in (value or "").split(",") if key.strip()]
+
+
+def default_database_url() -> str:
+    """A SQLite file in the project's instance folder, whatever the current directory."""
+    INSTANCE_PATH.mkdir(exist_ok=True)
+    return f"sqlite:///{INSTANCE_PATH / 'bitrix_app.db'}"
 
 
 class ConfigError(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from .services import lifecycle, php_form
+from .services.errors import BitrixError, Rejected
 
 bp = Blueprint("events", __name__)
 
@@ -11,5 +12,11 @@ bp = Blueprint("events", __name__)
 @bp.post("/events")
 def receive():
     payload = php_form.decode(request.form.items(multi=True))
-    outcome = lifecycle.handle_event(current_app.extensions["bitrix"], payload)
+    try:
+        outcome = lifecycle.handle_event(current_app.extensions["bitrix"], payload)
+    except Rejected as exc:
+        current_app.logger.warning("Event %s rejected: %s", payload.get("event"), exc.code)
+        raise
+    except BitrixError as exc:  # e.g. re-binding handlers after an update failed
+        raise Rejected(502, exc.code, "Bitrix24 failed while the event was handled: " + exc.description) from None
     return jsonify(result=outcome)

@@ -24,6 +24,8 @@ class PortalStatus:
     NEEDS_REAUTH = "needs_reauth"
     PAYMENT_REQUIRED = "payment_required"
     UNINSTALLED = "uninstalled"
+    # The stored token stopped working; an administrator opening the app can re-seed it.
+    RESEEDABLE = frozenset({NEEDS_REAUTH, PAYMENT_REQUIRED})
 
 
 class Portal(Base):

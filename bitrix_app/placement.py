@@ -20,6 +20,7 @@ from flask import Blueprint, current_app, render_template, request, url_for
 
 from .api import session_tokens
 from .models import PortalStatus
+from .services.lifecycle import token_lifetime
 from .services.messages import normalize_lang, ui_texts
 from .services.session_tokens import TabSession
 from .services.tab import TabUser, authenticate_opening
@@ -58,20 +59,13 @@ def open_tab():
 
 def _session_for(user: TabUser, lang: str) -> TabSession:
     grant = None
-    if user.is_admin and user.portal_status == PortalStatus.NEEDS_REAUTH:
+    if user.is_admin and user.portal_status in PortalStatus.RESEEDABLE:
         # The admin's own tokens, encrypted: only POST /api/reseed can open them again.
         grant = session_tokens().seal_grant(
             request.form["AUTH_ID"], str(request.form.get("REFRESH_ID") or ""),
-            _seconds(request.form.get("AUTH_EXPIRES")),
+            token_lifetime(request.form.get("AUTH_EXPIRES")),
         )
     return TabSession(user.member_id, user.user_id, user.is_admin, user.can_edit, lang, grant)
-
-
-def _seconds(value) -> int:
-    try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
-        return 3600
 
 
 def _placement_options(raw) -> dict:

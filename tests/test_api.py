@@ -442,6 +442,14 @@ def test_needs_reauth_is_409_and_one_click_reseeds(fake, open_tab, demo_portal, 
     assert bitrix.portal(demo_portal.member_id).status == PortalStatus.ACTIVE
 
 
+def test_payment_required_portal_is_reseeded_by_an_admin_after_paying(fake, open_tab, demo_portal, bitrix):
+    set_status(bitrix, demo_portal.member_id, PortalStatus.PAYMENT_REQUIRED)
+    admin = open_tab(demo_portal)
+    assert error_of(admin.get("/connectors"))[0] == 402
+    assert admin.post("/reseed").get_json()["result"] == {"status": "active"}
+    assert admin.get("/connectors").status_code == 200
+
+
 def test_reseed_is_for_admins_only(fake, open_tab, demo_portal, bitrix):
     set_status(bitrix, demo_portal.member_id, PortalStatus.NEEDS_REAUTH)
     reader = open_tab(demo_portal, demo_portal.add_user("Olga Reader"))

@@ -48,3 +48,10 @@ def test_sandbox_command_refuses_a_production_configuration():
     assert result.returncode != 0
     assert "cannot be enabled in a production configuration" in result.stderr
     assert "real-secret" not in result.stderr + result.stdout
+
+
+def test_default_database_is_in_the_project_instance_folder_whatever_the_cwd(tmp_path, monkeypatch):
+    from bitrix_app.config import default_database_url
+
+    monkeypatch.chdir(tmp_path)
+    assert default_database_url() == f"sqlite:///{ROOT / 'instance' / 'bitrix_app.db'}"

@@ -124,6 +124,47 @@ def test_handlers_removed_after_onappupdate_are_bound_again_by_the_installer(fak
     assert {("ONAPPUNINSTALL", f"{app.live_url}/events"), ("ONAPPUPDATE", f"{app.live_url}/events")} <= bound
 
 
+def test_onappupdate_with_a_regular_users_real_tokens_is_rejected(fake, installed_portal, bitrix):
+    """Every portal user sees the application token in the iframe POST; that is not enough."""
+    before = load(bitrix, installed_portal.member_id)
+    user = installed_portal.add_user(name="Regular User", admin=False)
+    tokens = fake.issue_tokens(installed_portal, user)
+    response = fake.send_event(installed_portal, "ONAPPUPDATE", data={"VERSION": "2"}, auth_overrides={
+        "application_token": "attacker-chosen", "access_token": tokens["access_token"],
+        "refresh_token": tokens["refresh_token"],
+    })
+    assert response.status_code == 403
+    assert response.json()["error"] == "NOT_ADMIN"
+    after = load(bitrix, installed_portal.member_id)
+    assert bitrix.tokens.application_token(after[0]) == installed_portal.application_token
+    assert after[1].version == before[1].version
+
+
+def test_uninstall_with_the_real_application_token_is_ignored_while_the_app_still_works(
+        fake, installed_portal, bitrix, app):
+    before = load(bitrix, installed_portal.member_id)
+    response = requests.post(f"{app.live_url}/events", data={
+        "event": "ONAPPUNINSTALL", "data[CLEAN]": "1", "auth[member_id]": installed_portal.member_id,
+        "auth[application_token]": installed_portal.application_token,
+    }, timeout=10)
+
+    assert response.status_code == 409
+    assert response.json()["error"] == "UNINSTALL_NOT_CONFIRMED"
+    after = load(bitrix, installed_portal.member_id)
+    assert after[0].status == PortalStatus.ACTIVE and after[1].version == before[1].version
+    assert after[2] == before[2]
+
+
+def test_failure_to_rebind_after_update_is_a_clear_502(fake, installed_portal):
+    fake.config.handlers_removed_before_update_event = True
+    original = fake.app_url
+    installed_portal.html_5xx = 3  # the portal fails while we re-bind the handlers
+    response = fake.update_app(installed_portal)
+    assert fake.app_url == original
+    assert response.status_code == 502
+    assert "error_description" in response.json()
+
+
 def test_forged_onappupdate_is_rejected(fake, installed_portal, bitrix):
     before = load(bitrix, installed_portal.member_id)
     response = fake.send_event(installed_portal, "ONAPPUPDATE", data={"VERSION": "2"}, auth_overrides={

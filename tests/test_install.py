@@ -134,3 +134,27 @@ def test_missing_fields_get_a_clear_400(app):
 def test_get_is_not_allowed(app):
     response = requests.get(f"{app.live_url}/install", timeout=10)
     assert response.status_code == 405
+
+
+def test_absurd_lifetime_is_clamped_not_a_crash(fake, portal, app, bitrix):
+    tokens = fake.issue_tokens(portal, portal.admin)
+    response = installer_post(app, {
+        "AUTH_ID": tokens["access_token"], "REFRESH_ID": tokens["refresh_token"], "AUTH_EXPIRES": "9" * 40,
+        "APPLICATION_TOKEN": "app-token", "member_id": portal.member_id,
+    })
+    assert response.status_code == 200
+    with bitrix.session_factory() as session:
+        expires_at = session.scalar(select(PortalToken.expires_at))
+    from bitrix_app.services.tokens import as_utc
+    from datetime import datetime, timedelta, timezone
+    assert as_utc(expires_at) < datetime.now(timezone.utc) + timedelta(days=2)
+
+
+def test_non_ascii_member_id_is_a_4xx(fake, portal, app):
+    tokens = fake.issue_tokens(portal, portal.admin)
+    response = installer_post(app, {
+        "AUTH_ID": tokens["access_token"], "REFRESH_ID": tokens["refresh_token"], "AUTH_EXPIRES": "3600",
+        "APPLICATION_TOKEN": "app-token", "member_id": "портал-ü",
+    })
+    assert response.status_code == 403
+    assert "MEMBER_ID_MISMATCH" in response.text

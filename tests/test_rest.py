@@ -138,3 +138,36 @@ def test_network_failure_is_a_bitrix_error():
         client.call("user.admin")
     assert excinfo.value.code in {"NETWORK_ERROR", "NETWORK_TIMEOUT"}
     assert "t" not in excinfo.value.description.split()
+
+
+class SamePageServer:
+    """An HTTP stand-in that answers every list call with the same full page."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def post(self, url, json, timeout, allow_redirects):
+        import requests
+
+        self.calls += 1
+        response = requests.Response()
+        response.status_code = 200
+        response._content = b'{"result": [' + b",".join(b'{"id": %d}' % i for i in range(50)) + b"]}"
+        return response
+
+
+def test_list_all_stops_when_the_server_ignores_page():
+    http = SamePageServer()
+    client = BitrixClient("https://portal.example/rest/", StaticCredentials("t"), http)
+    assert len(client.list_all("biconnector.connector.list")) == 50
+    assert http.calls == 2
+
+
+def test_redirect_to_plain_http_is_not_followed(fake, installed_portal, client):
+    old_domain = installed_portal.domain
+    fake.rename_portal(installed_portal, "renamed.bitrix24.test")
+    assert client.endpoint.endswith(f"/{old_domain}/rest/")
+    with pytest.raises(BitrixError) as excinfo:
+        client.call("user.admin")
+    assert excinfo.value.code == "PORTAL_MOVED"
+    assert "renamed.bitrix24.test" in excinfo.value.description

@@ -5,9 +5,9 @@ The web tier keeps one in `app.extensions["bitrix"]`; the CLI and scripts build 
 """
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from ..logging_setup import install_log_redaction
 from ..models import Portal
 from .biconnector import Biconnector
 from .crypto import TokenCipher
@@ -36,6 +36,7 @@ class PortalCredentials:
 
 class Bitrix:
     def __init__(self, settings: BitrixSettings, session_factory: sessionmaker, limiter: RateLimiter | None = None):
+        install_log_redaction()  # also for scripts and jobs that never build a Flask app
         self.settings = settings
         self.session_factory = session_factory
         self.http = make_http_session()
@@ -48,11 +49,11 @@ class Bitrix:
     @classmethod
     def from_env(cls) -> "Bitrix":
         """For scripts and jobs: the same configuration the web app reads."""
-        from ..config import Config, ProductionConfig
+        from ..config import Config, ProductionConfig, default_database_url
         from .database import make_engine, make_session_factory
 
         config = {name: getattr(ProductionConfig, name) for name in dir(ProductionConfig) if name.isupper()}
-        config["SQLALCHEMY_DATABASE_URI"] = config["SQLALCHEMY_DATABASE_URI"] or "sqlite:///instance/bitrix_app.db"
+        config["SQLALCHEMY_DATABASE_URI"] = config["SQLALCHEMY_DATABASE_URI"] or default_database_url()
         Config.validate(config)
         return cls(BitrixSettings.from_config(config), make_session_factory(make_engine(config["SQLALCHEMY_DATABASE_URI"])))
 
@@ -88,8 +89,4 @@ class Bitrix:
             timeout=(self.settings.connect_timeout, self.settings.read_timeout),
             throttle=throttle,
         )
-
-    def portals(self) -> list[Portal]:
-        with self.session_factory() as session:
-            return list(session.scalars(select(Portal).order_by(Portal.domain)))
 

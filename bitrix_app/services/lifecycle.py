@@ -9,13 +9,13 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from ..models import Portal, PortalHistory, PortalStatus
 from .bitrix import Bitrix
-from .errors import BitrixError, OAuthError, Rejected
+from .errors import BitrixError, OAuthError, PortalUnavailable, Rejected
 from .oauth import AppInfo, TokenSet
-from .tokens import record
+from .tokens import portal_by_member_id, record
 
 BOUND_EVENTS = ("ONAPPUNINSTALL", "ONAPPUPDATE")
 
@@ -35,10 +35,14 @@ class Authorization:
         return f"Authorization(member_id={self.member_id!r})"
 
 
-def _seconds(value) -> int:
+MAX_TOKEN_LIFETIME = 24 * 3600  # Bitrix24 says 3600; anything far beyond it is nonsense input
+
+
+def token_lifetime(value) -> int:
+    """AUTH_EXPIRES / expires_in as sent by Bitrix24, clamped to something sane."""
     try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
+        return min(max(0, int(value)), MAX_TOKEN_LIFETIME)
+    except (TypeError, ValueError, OverflowError):
         return 3600
 
 
@@ -48,7 +52,7 @@ def authorization_from(values: dict, *, names: dict[str, str]) -> Authorization:
     if missing:
         raise Rejected(400, "MISSING_FIELDS", "The request lacks required fields: " + ", ".join(sorted(missing)) + ".")
     picked = {inner: values[outer] for outer, inner in names.items()}
-    picked["expires_in"] = _seconds(picked.get("expires_in"))
+    picked["expires_in"] = token_lifetime(picked.get("expires_in"))
     return Authorization(scope=str(values.get("APPLICATION_SCOPE") or values.get("scope") or ""), **picked)
 
 
@@ -68,15 +72,20 @@ EVENT_AUTH_FIELDS = {
 }
 
 
+def same_secret(presented: str, expected: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII input (compare_digest on str does not)."""
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
 def verify(bitrix: Bitrix, access_token: str, member_id: str) -> AppInfo:
     """The token must be ours, for this portal, and its portal endpoint acceptable."""
     try:
         info = bitrix.oauth.app_info(access_token)
     except OAuthError:
         raise Rejected(401, "INVALID_AUTH", "Bitrix24 did not confirm this authorization; the request was ignored.") from None
-    if not hmac.compare_digest(info.client_id, bitrix.settings.client_id):
+    if not same_secret(info.client_id, bitrix.settings.client_id):
         raise Rejected(403, "WRONG_APPLICATION", "The authorization was issued for another application.")
-    if not hmac.compare_digest(info.member_id, member_id):
+    if not same_secret(info.member_id, member_id):
         raise Rejected(403, "MEMBER_ID_MISMATCH", "The authorization belongs to a different portal than the request claims.")
     if not bitrix.settings.is_acceptable_url(info.client_endpoint):
         raise Rejected(400, "INSECURE_ENDPOINT", "The portal's REST endpoint is not an https URL.")
@@ -109,7 +118,7 @@ def store_authorization(bitrix: Bitrix, info: AppInfo, auth: Authorization, *, k
         user_id=info.user_id,
     )
     with bitrix.session_factory() as session, session.begin():
-        portal = session.scalars(select(Portal).where(Portal.member_id == auth.member_id)).first()
+        portal = portal_by_member_id(session, auth.member_id)
         if portal is None:
             portal = Portal(member_id=auth.member_id, editor_user_ids=[])
             session.add(portal)
@@ -131,7 +140,7 @@ def reseed(bitrix: Bitrix, member_id: str, access_token: str, refresh_token: str
     """An administrator's own authorization replaces a stored token that stopped working."""
     info = verify(bitrix, access_token, member_id)
     require_admin(bitrix, info, access_token)
-    auth = Authorization(member_id, access_token, refresh_token, _seconds(expires_in), application_token="")
+    auth = Authorization(member_id, access_token, refresh_token, token_lifetime(expires_in), application_token="")
     return store_authorization(bitrix, info, auth, kind="reseed")
 
 
@@ -168,11 +177,11 @@ def handle_event(bitrix: Bitrix, payload: dict) -> str:
 
 def _application_token_matches(bitrix: Bitrix, member_id: str, presented: str) -> bool:
     with bitrix.session_factory() as session:
-        portal = session.scalars(select(Portal).where(Portal.member_id == member_id)).first()
+        portal = portal_by_member_id(session, member_id)
         if portal is None:
             raise Rejected(401, "UNKNOWN_PORTAL", "This portal has not installed the application.")
         stored = bitrix.tokens.application_token(portal) or ""
-    return bool(presented) and hmac.compare_digest(presented.encode(), stored.encode())
+    return bool(presented) and same_secret(presented, stored)
 
 
 def _update(bitrix: Bitrix, auth: dict, token_matches: bool) -> str:
@@ -185,6 +194,9 @@ def _update(bitrix: Bitrix, auth: dict, token_matches: bool) -> str:
         if token_matches:
             raise
         raise Rejected(401, "INVALID_APPLICATION_TOKEN", "The event could not be authenticated.") from None
+    # Every portal user sees the application token (iframe POST); only an administrator's
+    # tokens may replace the stored ones.
+    require_admin(bitrix, info, authorization.access_token)
     store_authorization(bitrix, info, authorization, kind="update")
     bind_events(bitrix, authorization.member_id)  # Bitrix24 drops event handlers on update
     return "updated"
@@ -192,8 +204,13 @@ def _update(bitrix: Bitrix, auth: dict, token_matches: bool) -> str:
 
 def uninstall(bitrix: Bitrix, member_id: str, clean: bool) -> str:
     """Tokens are deleted at once; the portal row stays, marked uninstalled (idempotent)."""
+    if _has_token(bitrix, member_id) and _stored_token_still_works(bitrix, member_id):
+        # Bitrix24 revokes the app's tokens before it sends ONAPPUNINSTALL. A working token means
+        # the event is forged, e.g. by a portal user who saw the application token in the iframe POST.
+        raise Rejected(409, "UNINSTALL_NOT_CONFIRMED",
+                       "The app still has access to this portal, so this uninstall event was ignored.")
     with bitrix.session_factory() as session, session.begin():
-        portal = session.scalars(select(Portal).where(Portal.member_id == member_id)).one()
+        portal = portal_by_member_id(session, member_id)
         portal.token = None
         portal.status = PortalStatus.UNINSTALLED
         if clean:
@@ -201,3 +218,20 @@ def uninstall(bitrix: Bitrix, member_id: str, clean: bool) -> str:
             session.execute(delete(PortalHistory).where(PortalHistory.member_id == member_id))
         record(session, member_id, "uninstall", "clean" if clean else "")
     return "uninstalled"
+
+
+def _has_token(bitrix: Bitrix, member_id: str) -> bool:
+    with bitrix.session_factory() as session:
+        portal = portal_by_member_id(session, member_id)
+        return portal is not None and portal.token is not None
+
+
+def _stored_token_still_works(bitrix: Bitrix, member_id: str) -> bool:
+    try:
+        bitrix.client(member_id).call("app.info")
+    except (BitrixError, PortalUnavailable) as exc:
+        if exc.code in ("NETWORK_ERROR", "NETWORK_TIMEOUT", "QUERY_LIMIT_EXCEEDED"):
+            raise Rejected(502, "PORTAL_UNREACHABLE",
+                           "The portal could not be asked to confirm the uninstall; nothing was changed.") from None
+        return False
+    return True

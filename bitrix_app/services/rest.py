@@ -19,6 +19,7 @@ from .errors import BitrixError
 from .tokens import AccessToken
 
 BATCH_LIMIT = 50
+MAX_LIST_PAGES = 2000  # 100,000 objects; a server that ignores `page` must not loop us forever
 USER_AGENT = "bitrix-biconnector-app/1.0"
 
 
@@ -128,13 +129,16 @@ class BitrixClient:
     def list_all(self, method: str, params: dict | None = None, page_size: int = 50) -> list:
         """biconnector lists: `page=1,2,…` until a short page (there is no total/next)."""
         items: list = []
-        page = 1
-        while True:
+        previous: list | None = None
+        for page in range(1, MAX_LIST_PAGES + 1):
             chunk = self.call(method, {**(params or {}), "page": page}) or []
+            if chunk == previous:  # the same page again: `page` is being ignored
+                break
             items.extend(chunk)
             if len(chunk) < page_size:
-                return items
-            page += 1
+                break
+            previous = chunk
+        return items
 
     # --- transport -----------------------------------------------------------------------
 
@@ -177,15 +181,17 @@ class BitrixClient:
         return self.credentials.refreshed(token)
 
     def _post(self, method: str, payload: dict) -> tuple[int, dict]:
-        if self.throttle is not None:
-            self.throttle()
         url = self.endpoint + method
         try:
-            response = self.http.post(url, json=payload, timeout=self.timeout, allow_redirects=False)
-            if response.is_redirect and response.headers.get("Location"):
-                # A renamed portal answers 302; re-POST the body instead of degrading to GET.
-                response = self.http.post(response.headers["Location"], json=payload,
-                                          timeout=self.timeout, allow_redirects=False)
+            response = self._send(url, payload)
+            location = response.headers.get("Location", "") if response.is_redirect else ""
+            if location.startswith("https://"):
+                # A renamed portal answers 302; re-POST the body (it carries the token, hence
+                # https only) instead of letting it degrade to a GET.
+                response = self._send(location, payload)
+            elif location:
+                raise BitrixError("PORTAL_MOVED", f"The portal answers from a new address ({location}); "
+                                  "it is followed only over https.", status=response.status_code, method=method)
         except requests.Timeout:
             raise BitrixError("NETWORK_TIMEOUT", "Bitrix24 did not answer in time.", method=method) from None
         except requests.RequestException:
@@ -202,6 +208,11 @@ class BitrixClient:
         if "error" not in body and response.status_code >= 400:
             body = {"error": f"HTTP_{response.status_code}", "error_description": "Bitrix24 returned an HTTP error."}
         return response.status_code, body
+
+    def _send(self, url: str, payload: dict) -> requests.Response:
+        if self.throttle is not None:
+            self.throttle()
+        return self.http.post(url, json=payload, timeout=self.timeout, allow_redirects=False)
 
     def _remember_operating_time(self, method: str, body: dict) -> None:
         reset_at = (body.get("time") or {}).get("operating_reset_at")

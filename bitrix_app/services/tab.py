@@ -15,7 +15,6 @@ import hmac
 from dataclasses import dataclass
 from typing import Mapping
 
-from sqlalchemy import select
 
 from ..models import Portal, PortalStatus
 from . import lifecycle
@@ -24,6 +23,7 @@ from .bitrix import Bitrix
 from .errors import BitrixError, Rejected
 from .messages import field_message, text
 from .session_tokens import ReseedGrant, TabSession
+from .tokens import portal_by_member_id
 from .validation import FieldError, connector_errors, is_integer, source_errors
 
 SOURCE_PUBLIC_FIELDS = (
@@ -81,7 +81,7 @@ def authenticate_opening(bitrix: Bitrix, form: Mapping, lang: str = "en") -> Tab
     if not member_id or not auth_id:
         raise Rejected(400, "MISSING_FIELDS", text("MISSING_FIELDS", lang))
     with bitrix.session_factory() as db:
-        portal = db.scalars(select(Portal).where(Portal.member_id == member_id)).first()
+        portal = portal_by_member_id(db, member_id)
         if portal is None:
             raise Rejected(404, "UNKNOWN_PORTAL", text("UNKNOWN_PORTAL", lang))
         if portal.status == PortalStatus.UNINSTALLED:
@@ -287,7 +287,7 @@ class TabService:
             raise Rejected(400, "INVALID_EDITORS", text("INVALID_EDITORS", self.lang))
         cleaned = sorted({int(value) for value in user_ids})
         with self.bitrix.session_factory() as db, db.begin():
-            portal = db.scalars(select(Portal).where(Portal.member_id == self.session.member_id)).first()
+            portal = portal_by_member_id(db, self.session.member_id)
             if portal is None:
                 raise Rejected(404, "PORTAL_NOT_FOUND", text("SESSION_INVALID", self.lang))
             portal.editor_user_ids = cleaned  # a new list, so the JSON column is marked changed
@@ -316,7 +316,7 @@ class TabService:
     def reseed(self, grant: ReseedGrant | None) -> dict:
         """Replace a dead stored token with the administrator's own authorization."""
         self.require_admin()
-        if self.portal_status() != PortalStatus.NEEDS_REAUTH:
+        if self.portal_status() not in PortalStatus.RESEEDABLE:
             return {"status": self.portal_status()}
         if grant is None:
             raise Rejected(409, "REAUTH_UNAVAILABLE", text("REAUTH_UNAVAILABLE", self.lang))
@@ -326,7 +326,7 @@ class TabService:
 
     def _portal(self) -> Portal | None:
         with self.bitrix.session_factory() as db:
-            return db.scalars(select(Portal).where(Portal.member_id == self.session.member_id)).first()
+            return portal_by_member_id(db, self.session.member_id)
 
     def _portal_or_404(self) -> Portal:
         portal = self._portal()

@@ -28,7 +28,7 @@ from .oauth import TokenSet
 
 # Refresh a little before the stored expiry, so a call does not race the clock.
 EXPIRY_LEEWAY = timedelta(seconds=30)
-REAUTH_CODES = {"invalid_grant", "invalid_client"}
+REAUTH_OAUTH_CODES = {"invalid_grant", "invalid_client"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ def as_utc(moment: datetime) -> datetime:
 
 def record(session: Session, member_id: str, kind: str, detail: str = "") -> None:
     session.add(PortalHistory(member_id=member_id, kind=kind, detail=detail[:1024]))
+
+
+def portal_by_member_id(session: Session, member_id: str) -> Portal | None:
+    return session.scalars(select(Portal).where(Portal.member_id == member_id)).first()
 
 
 def find_portal(session: Session, member_id_or_domain: str) -> Portal | None:
@@ -99,14 +103,14 @@ class TokenStore:
 
     def current(self, member_id: str) -> AccessToken:
         with self.session_factory() as session:
-            portal = session.scalars(select(Portal).where(Portal.member_id == member_id)).first()
+            portal = portal_by_member_id(session, member_id)
             row = self._usable_token(portal, member_id)
             return self._access_token(row)
 
     def refresh_token(self, member_id: str) -> str:
         """Only for the CLI `portals refresh`; never leaves the process."""
         with self.session_factory() as session:
-            portal = session.scalars(select(Portal).where(Portal.member_id == member_id)).first()
+            portal = portal_by_member_id(session, member_id)
             return self.cipher.decrypt(self._usable_token(portal, member_id).refresh_token_encrypted)
 
     # --- single-flight refresh -----------------------------------------------------------
@@ -145,7 +149,7 @@ class TokenStore:
         return self._usable_token(row.portal if row else session.get(Portal, portal_id), member_id)
 
     def _mark_refresh_failure(self, session: Session, portal: Portal, exc: OAuthError) -> None:
-        if exc.code in REAUTH_CODES:
+        if exc.code in REAUTH_OAUTH_CODES:
             portal.status = PortalStatus.NEEDS_REAUTH
         elif exc.code == "PAYMENT_REQUIRED":
             portal.status = PortalStatus.PAYMENT_REQUIRED
