@@ -67,6 +67,10 @@ def test_all_means_every_installed_portal(runner, fake, bitrix, tmp_path):
 
 
 def test_worker_pool_is_bounded_and_errors_become_outcomes():
+    workers = 4
+    # Each task waits until `workers` tasks run at once: the peak is reached without relying on
+    # timing, and a pool smaller than `workers` breaks the barrier instead of hanging.
+    all_workers_busy = threading.Barrier(workers, timeout=10)
     running, peak, lock = 0, 0, threading.Lock()
 
     def task(portal):
@@ -74,17 +78,21 @@ def test_worker_pool_is_bounded_and_errors_become_outcomes():
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.02)
-        with lock:
-            running -= 1
+        try:
+            all_workers_busy.wait()
+        finally:
+            with lock:
+                running -= 1
         if portal == "p3":
             raise BitrixError("NETWORK_ERROR", "unreachable")
         return (portal, "ok")
 
     results = dict(run_for_portals([f"p{n}" for n in range(12)], task,
-                                   lambda portal, exc: (portal, exc.code), workers=4))
+                                   lambda portal, exc: (portal, getattr(exc, "code", type(exc).__name__)),
+                                   workers=workers))
 
-    assert peak == 4
+    assert peak == workers
+    assert "BrokenBarrierError" not in results.values()
     assert results["p3"] == "NETWORK_ERROR"
     assert sum(1 for value in results.values() if value == "ok") == 11
 

@@ -1,5 +1,6 @@
 """The command line through Flask's CLI runner, against the fake Bitrix24 over real HTTP."""
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import click
@@ -7,6 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bitrix_app.models import Portal, PortalStatus, PortalToken
+from bitrix_app.services.crypto import TokenCipher
 
 
 @pytest.fixture
@@ -124,6 +126,69 @@ def test_refresh_reports_a_failed_portal_and_exits_1(runner, fake, bitrix, insta
 
 def test_refresh_needs_a_choice_of_portals(runner, app):
     assert invoke(runner, "portals", "refresh").exit_code == 2
+
+
+# --- rotate-keys ---------------------------------------------------------------------------------
+
+def stored_ciphertexts(bitrix) -> list[str]:
+    """Every encrypted token in the database: access, refresh and application tokens."""
+    with bitrix.session_factory() as session:
+        pairs = session.execute(select(PortalToken.access_token_encrypted, PortalToken.refresh_token_encrypted))
+        application = session.scalars(select(Portal.application_token_encrypted)
+                                      .where(Portal.application_token_encrypted.is_not(None)))
+        return [value for pair in pairs for value in pair] + list(application)
+
+
+@pytest.fixture
+def new_key_first(bitrix, encryption_key, monkeypatch) -> str:
+    """A fresh key put first in TOKEN_ENCRYPTION_KEYS, the old one kept after it."""
+    new_key = TokenCipher.generate_key()
+    monkeypatch.setattr(bitrix, "settings", replace(bitrix.settings, encryption_keys=(new_key, encryption_key)))
+    monkeypatch.setattr(bitrix.tokens, "cipher", TokenCipher([new_key, encryption_key]))
+    return new_key
+
+
+def test_rotate_keys_reencrypts_every_token_so_the_old_key_can_go(runner, fake, bitrix, installed_portal,
+                                                                  new_key_first, monkeypatch):
+    tokens_before = stored_token_values(bitrix, installed_portal.member_id)
+
+    result = invoke(runner, "portals", "rotate-keys", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"reencrypted": 3, "already_current": 0, "unreadable": []}
+    new_key_only = TokenCipher([new_key_first])
+    assert len(stored_ciphertexts(bitrix)) == 3
+    for ciphertext in stored_ciphertexts(bitrix):
+        new_key_only.decrypt(ciphertext)  # raises if anything still needs the old key
+    monkeypatch.setattr(bitrix.tokens, "cipher", new_key_only)
+    assert stored_token_values(bitrix, installed_portal.member_id) == tokens_before
+    assert bitrix.client(installed_portal.member_id).call("profile")
+    assert invoke(runner, "portals", "refresh", "--all", "--older-than", 0).exit_code == 0  # the refresh token too
+    assert fake.refresh_count(installed_portal) == 1
+
+
+def test_rotate_keys_again_changes_nothing(runner, installed_portal, new_key_first):
+    assert invoke(runner, "portals", "rotate-keys").exit_code == 0
+
+    result = invoke(runner, "portals", "rotate-keys")
+
+    assert result.exit_code == 0, result.output
+    assert "Re-encrypted 0 token(s) with the first key; 3 already used it." in result.output
+
+
+def test_rotate_keys_reports_a_token_no_key_opens_and_exits_1(runner, bitrix, installed_portal, new_key_first):
+    foreign = TokenCipher([TokenCipher.generate_key()]).encrypt("application-token-from-elsewhere")
+    with bitrix.session_factory() as session, session.begin():
+        session.execute(update(Portal).where(Portal.member_id == installed_portal.member_id)
+                        .values(application_token_encrypted=foreign))
+
+    result = invoke(runner, "portals", "rotate-keys", "--json")
+
+    assert result.exit_code == 1
+    assert json.loads(result.output) == {
+        "reencrypted": 2, "already_current": 0,
+        "unreadable": [{"member_id": installed_portal.member_id, "token": "application token"}]}
+    assert foreign in stored_ciphertexts(bitrix)  # left as it was
 
 
 # --- connectors ----------------------------------------------------------------------------------

@@ -35,3 +35,17 @@ def test_encode_refuses_booleans_and_sends_none_as_empty():
     assert php_form.encode({"a": None}) == "a="
     with pytest.raises(ValueError, match="boolean"):
         php_form.encode({"fields": {"supportMapping": True}})
+
+
+@pytest.mark.parametrize("params", [
+    {"id": 1, "fields": {"settings": []}},  # would encode as just `id=1`: the clear would vanish
+    {"id": 1, "fields": {}},
+    {"id": 1, "fields": {"title": "x", "settings": [{"code": "a"}, {}]}},
+])
+def test_encode_refuses_empty_lists_and_mappings(params):
+    with pytest.raises(ValueError, match="empty list or mapping"):
+        php_form.encode(params)
+
+
+def test_encode_of_no_parameters_is_empty():
+    assert php_form.encode({}) == ""

@@ -201,6 +201,57 @@ def test_a_boolean_change_is_sent_as_a_single_json_call(runner, fake, demo, tmp_
     assert fake.count_requests(demo["portal"], "batch") == 1
 
 
+def test_clearing_connector_settings_is_sent_as_a_single_json_call(runner, fake, demo, tmp_path):
+    """An empty list leaves no key in a batch's query string, so it must not travel in a batch."""
+    portal, connector_id = demo["portal"], demo["connector_id"]
+    plan = {"connectors": [{"match": {"id": connector_id}, "fields": {"settings": []}}],
+            "sources": [{"match": {"id": demo["source_ids"][0]}, "fields": {"description": "d"}}]}
+    plan_path = write_plan(tmp_path, json.dumps(plan), "plan.json")
+
+    first = apply(runner, plan_path)
+
+    assert first.exit_code == 0, first.output
+    assert portal.connectors[connector_id]["settings"] == []
+    assert fake.count_requests(portal, "biconnector.connector.update") == 1
+    assert fake.count_requests(portal, "batch") == 1  # the source update still goes in a batch
+    fake.clear_log()
+    second = apply(runner, plan_path)
+    assert second.exit_code == 0, second.output
+    assert write_calls(fake, portal) == 0
+
+
+@pytest.mark.parametrize("kind, old_title, new_title", [
+    ("sources", "Backup warehouse", "Reserve warehouse"),
+    ("connectors", "Demo warehouse", "Stock warehouse"),
+])
+def test_renaming_by_title_is_idempotent(runner, fake, demo, tmp_path, kind, old_title, new_title):
+    plan = {kind: [{"match": {"title": old_title}, "fields": {"title": new_title}}]}
+    plan_path = write_plan(tmp_path, json.dumps(plan), "plan.json")
+    first = apply(runner, plan_path)
+    assert first.exit_code == 0, first.output
+    fake.clear_log()
+
+    second = apply(runner, plan_path, "--json")
+
+    assert second.exit_code == 0, second.output
+    report = json.loads(second.output)
+    assert report["summary"] == {"changed": 0, "unchanged": 1, "failed": 0}
+    assert report["portals"][0]["problems"] == []
+    assert write_calls(fake, demo["portal"]) == 0
+
+
+def test_whole_number_int_settings_are_sent_as_digits(runner, fake, demo, tmp_path):
+    source_id = demo["source_ids"][0]
+    plan_path = write_plan(tmp_path, json.dumps({"sources": [{"match": {"id": source_id},
+                                                              "fields": {"settings": {"port": 6432.0}}}]}), "plan.json")
+    first = apply(runner, plan_path)
+    assert first.exit_code == 0, first.output
+    assert {row["code"]: row["value"] for row in demo["portal"].sources[source_id]["settings"]}["port"] == "6432"
+    fake.clear_log()
+    assert apply(runner, plan_path).exit_code == 0
+    assert write_calls(fake, demo["portal"]) == 0
+
+
 def test_secrets_in_connector_fields_are_masked_too(runner, fake, demo, tmp_path, secret_env):
     plan = "connectors: [{match: {title: Demo warehouse}, fields: {description: 'key ${WAREHOUSE_TOKEN}'}}]"
     for options in ((), ("--json",)):

@@ -1,5 +1,6 @@
 """The client-side leaky bucket: its arithmetic, both stores, and two processes sharing one bucket."""
 import multiprocessing
+import os
 import time
 from dataclasses import replace
 
@@ -11,11 +12,32 @@ from bitrix_app.services.ratelimit import DatabaseBuckets, Rate, RateLimiter, Re
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
-def redis_available() -> bool:
+def redis_available(url: str = REDIS_URL) -> bool:
     try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping())
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
     except redis.RedisError:
         return False
+
+
+def on_ci(environ) -> bool:
+    return environ.get("CI", "").strip().lower() not in ("", "0", "false")
+
+
+def require_redis(url: str = REDIS_URL, environ=os.environ) -> None:
+    """Skip a Redis test only on a local run without Redis; on CI (CI set) Redis must be there."""
+    if redis_available(url):
+        return
+    if on_ci(environ):
+        pytest.fail(f"Redis is not reachable at {url}, but CI is set: CI must run the Redis tests.")
+    pytest.skip(f"Redis is not running at {url} (start redis-server to run this test; on CI it fails instead)")
+
+
+def test_missing_redis_fails_on_ci_and_skips_only_locally():
+    closed_port = "redis://127.0.0.1:1/15"
+    with pytest.raises(pytest.fail.Exception, match="CI must run the Redis tests"):
+        require_redis(closed_port, {"CI": "true"})
+    with pytest.raises(pytest.skip.Exception, match="Redis is not running"):
+        require_redis(closed_port, {})
 
 
 class ManualClock:
@@ -60,8 +82,8 @@ def test_buckets_are_per_portal(bitrix):
     assert buckets.reserve("portal:b", rate) == 0
 
 
-@pytest.mark.skipif(not redis_available(), reason="Redis is not running")
 def test_redis_bucket_has_the_same_arithmetic():
+    require_redis()
     buckets = RedisBuckets(REDIS_URL)
     key = f"test:{time.time_ns()}"
     rate = Rate(per_second=1, burst=3)
@@ -147,8 +169,8 @@ def run_two_processes(settings, database_url, member_id) -> tuple[list[int], flo
 
 @pytest.mark.parametrize("store", ["database", "redis"])
 def test_two_processes_share_one_bucket_and_never_see_503(fake, installed_portal, bitrix, database_url, store):
-    if store == "redis" and not redis_available():
-        pytest.skip("Redis is not running")
+    if store == "redis":
+        require_redis()
     fake.config.rate_limit = True
     fake.config.rate_per_second, fake.config.burst = RATE, BURST
     settings = replace(bitrix.settings, rate_per_second=RATE, rate_burst=BURST,

@@ -166,6 +166,16 @@ def test_int_settings_must_be_integers():
             ("settings.port", "INVALID_SETTING_VALUE")], bad
 
 
+def test_int_settings_accept_whole_json_numbers():
+    assert source_errors({"title": "t", "settings": {"port": 5.0}}, SETTINGS) == []
+    [error] = source_errors({"title": "t", "settings": {"port": 5.5}}, SETTINGS)
+    assert error.message == 'Setting "port" must be an integer.'
+
+
+def test_settings_of_an_unknown_type_accept_whole_json_numbers():
+    assert source_errors({"title": "t", "settings": {"port": 5.0}}) == []  # no declaration to check against
+
+
 def test_string_settings_must_be_text():
     assert codes(source_errors({"title": "t", "settings": {"host": {"a": 1}}}, SETTINGS)) == [
         ("settings.host", "INVALID_SETTING_VALUE")]
@@ -173,3 +183,9 @@ def test_string_settings_must_be_text():
 
 def test_is_integer_mirrors_is_numeric_for_whole_numbers():
     assert is_integer("0012") and is_integer(-4) and not is_integer(False) and not is_integer("1e3")
+
+
+@pytest.mark.parametrize("digits", ["\u0661\u0662", "\uff11\uff12", "1\u0662"])  # Arabic-Indic, full-width
+def test_is_integer_accepts_only_ascii_digits_like_php(digits):
+    assert not is_integer(digits)
+    assert codes(connector_errors({"sort": digits})) == [("sort", "VALIDATION_INVALID_FIELD_TYPE")]

@@ -1,4 +1,4 @@
-"""`flask --app app portals list|show|refresh`: installed portals and their token health (never token values)."""
+"""`flask --app app portals list|show|refresh|rotate-keys`: installed portals and their token health (never token values)."""
 from __future__ import annotations
 
 import click
@@ -12,6 +12,7 @@ from ..services.automation import (
     portal_summaries,
     portal_summary,
     refresh_portals,
+    rotate_token_keys,
 )
 from .output import bitrix, echo_json, fail, table
 
@@ -82,4 +83,26 @@ def refresh(chosen: tuple[str, ...], all_portals: bool, older_than: float, worke
                          [[o.detail.get("domain", o.portal), o.status, o.reason or o.detail.get("token_expires_at", "")]
                           for o in ordered]) if ordered else "No installed portals.")
     if any(outcome.failed for outcome in ordered):
+        raise SystemExit(1)
+
+
+@portals.command("rotate-keys")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def rotate_keys(as_json: bool):
+    """Re-encrypt every stored token with the first key of TOKEN_ENCRYPTION_KEYS.
+
+    Put the new key first (keep the old ones after it) in every process's configuration and
+    restart them, then run this; afterwards the old keys can be removed. Safe to run again.
+    Exits 1 if a token could not be decrypted with any configured key.
+    """
+    report = rotate_token_keys(bitrix().session_factory, bitrix().settings.encryption_keys)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(f"Re-encrypted {report.reencrypted} token(s) with the first key; "
+                   f"{report.already_current} already used it.")
+        for entry in report.unreadable:
+            click.echo(f"Cannot decrypt the {entry['token']} of portal {entry['member_id']} "
+                       "with any configured key; left unchanged.", err=True)
+    if report.unreadable:
         raise SystemExit(1)

@@ -13,12 +13,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from ..models import Portal, PortalHistory, PortalStatus
+from ..models import Portal, PortalHistory, PortalStatus, PortalToken
+from .crypto import TokenCipher, TokenCipherError
 from .errors import BitrixError, PortalUnavailable
 from .tokens import as_utc, find_portal
 
@@ -223,3 +224,78 @@ def refresh_portals(
     older_than = timedelta(days=older_than_days)
     return run_for_portals(portals, lambda portal: refresh_if_older(bitrix, portal, older_than),
                            failed_outcome, workers)
+
+
+# --- encryption key rotation -----------------------------------------------------------------
+
+# Every stored secret: which model holds it, in which column, and what to call it in a report.
+STORED_TOKENS = (
+    (Portal, "application_token_encrypted", "application token"),
+    (PortalToken, "access_token_encrypted", "access token"),
+    (PortalToken, "refresh_token_encrypted", "refresh token"),
+)
+
+
+@dataclass
+class KeyRotationReport:
+    """What `rotate_token_keys` did, in counts; never a token value."""
+
+    reencrypted: int = 0
+    already_current: int = 0  # encrypted with the first key already: left as it was
+    unreadable: list[dict] = field(default_factory=list)  # {member_id, token}: no configured key opens it
+
+    def to_dict(self) -> dict:
+        return {"reencrypted": self.reencrypted, "already_current": self.already_current,
+                "unreadable": self.unreadable}
+
+
+def rotate_token_keys(session_factory, keys: Sequence[str]) -> KeyRotationReport:
+    """Re-encrypt every stored token with the first of `keys` (TOKEN_ENCRYPTION_KEYS).
+
+    Runs in one transaction with the token rows locked, so a refresh in a web worker waits
+    instead of having its new pair overwritten by the old one. Unreadable tokens are left as
+    they are and reported. Afterwards the keys after the first one can be retired.
+    """
+    cipher, first_key_only = TokenCipher(list(keys)), TokenCipher(list(keys[:1]))
+    report = KeyRotationReport()
+    with session_factory() as session, session.begin():
+        for row, column, kind in _stored_tokens_locked(session):
+            if getattr(row, column):
+                _rotate_column(row, column, kind, cipher, first_key_only, report)
+    return report
+
+
+def _stored_tokens_locked(session) -> Iterator[tuple[object, str, str]]:
+    """(row, column, kind) for every stored token; rows locked for writing like TokenStore.refresh does."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(PortalToken).values(version=PortalToken.version))  # the write lock, up front
+    rows = {model: session.scalars(select(model).with_for_update()).all() for model in (Portal, PortalToken)}
+    for model, column, kind in STORED_TOKENS:
+        for row in rows[model]:
+            yield row, column, kind
+
+
+def _rotate_column(row, column: str, kind: str, cipher: TokenCipher, first_key_only: TokenCipher,
+                   report: KeyRotationReport) -> None:
+    value = getattr(row, column)
+    if _opens(first_key_only, value):
+        report.already_current += 1
+        return
+    try:
+        setattr(row, column, cipher.rotate(value))
+    except TokenCipherError:
+        report.unreadable.append({"member_id": _member_id(row), "token": kind})
+    else:
+        report.reencrypted += 1
+
+
+def _opens(cipher: TokenCipher, value: str) -> bool:
+    try:
+        cipher.decrypt(value)
+    except TokenCipherError:
+        return False
+    return True
+
+
+def _member_id(row) -> str:
+    return row.member_id if isinstance(row, Portal) else row.portal.member_id

@@ -33,7 +33,10 @@ class TokenCipher:
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt with the current first key."""
-        return self._fernet.rotate(ciphertext.encode()).decode()
+        try:
+            return self._fernet.rotate(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise TokenCipherError("A stored token cannot be decrypted with the configured keys.") from None
 
     @staticmethod
     def generate_key() -> str:

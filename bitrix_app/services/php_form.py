@@ -37,8 +37,12 @@ def decode(pairs: Iterable[tuple[str, str]]) -> dict:
 
 
 def encode(params: dict) -> str:
-    """Encode nested params as a PHP query string. Booleans cannot travel this way (biconnector
-    checks them strictly), so they are refused rather than silently mangled."""
+    """Encode nested params as a PHP query string.
+
+    Booleans (biconnector checks them strictly) and empty lists or mappings (they produce no
+    key at all, so `fields[settings]=[]` would vanish) cannot travel this way: they are refused
+    with a ValueError rather than silently mangled or dropped.
+    """
     pairs: list[tuple[str, str]] = []
     _flatten(params, "", pairs)
     return "&".join(f"{quote(key, safe='[]')}={quote(value, safe='')}" for key, value in pairs)
@@ -52,6 +56,9 @@ def _flatten(value, prefix: str, pairs: list[tuple[str, str]]) -> None:
     else:
         pairs.append((prefix, _scalar(value, prefix)))
         return
+    if not value and prefix:  # only the top level may be empty: a call without parameters
+        raise ValueError(f"{prefix}: an empty list or mapping cannot be sent inside a batch command; "
+                         "send it as a single call.")
     for key, item in items:
         _flatten(item, f"{prefix}[{key}]" if prefix else str(key), pairs)
 

@@ -31,6 +31,7 @@ from typing import Callable, Iterator
 
 import yaml
 
+from . import php_form
 from .automation import (
     DEFAULT_WORKERS,
     installed_member_ids,
@@ -266,7 +267,7 @@ def _index(objects: list[dict]) -> dict[tuple[str, object], list[dict]]:
 
 
 def _find(target: Target, index: dict, result: PortalChanges, claimed: set) -> dict | None:
-    found = index.get(next(iter(target.match.items())), [])
+    found = _matching(target, index)
     if not found:
         result.problems.append(f"{target.describe()}: not found on this portal.")
         return None
@@ -280,6 +281,16 @@ def _find(target: Target, index: dict, result: PortalChanges, claimed: set) -> d
         return None
     claimed.add(identity)
     return found[0]
+
+
+def _matching(target: Target, index: dict) -> list[dict]:
+    """The objects the entry matches. An entry that matches by title and renames the object
+    finds it under the new title once an earlier run renamed it (exactly one, or none)."""
+    found = index.get(next(iter(target.match.items())), [])
+    if found or "title" not in target.match or "title" not in target.fields:
+        return found
+    renamed = index.get(("title", target.fields["title"]), [])
+    return renamed if len(renamed) == 1 else []
 
 
 def _add_update(result: PortalChanges, update: Update | None, errors: list[FieldError]) -> None:
@@ -343,10 +354,17 @@ def _changed_settings(current: dict, wanted: dict) -> dict:
     """Setting codes whose stored value differs (Bitrix24 trims values and merges by code)."""
     stored = {row.get("code"): row.get("value") for row in current.get("settings") or []}
     return {
-        code: str(value).strip()
+        code: _setting_text(value)
         for code, value in wanted.items()
-        if str(value).strip() != str(stored.get(code) if stored.get(code) is not None else "").strip()
+        if _setting_text(value) != _setting_text(stored.get(code) if stored.get(code) is not None else "")
     }
+
+
+def _setting_text(value) -> str:
+    """A setting value as Bitrix24 stores it: trimmed text; a whole float (5.0) as "5"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def _show(value, limit: int = 60) -> str:
@@ -359,16 +377,17 @@ def _show(value, limit: int = 60) -> str:
 # --- sending the changes -----------------------------------------------------------------------
 
 def send_updates(client: BitrixClient, updates: list[Update], sleep=time.sleep, clock=time.time) -> None:
-    """Send updates in order: batches of up to 50; a command with a boolean goes alone.
+    """Send updates in order: batches of up to 50; a command a batch cannot carry goes alone.
 
     Batch commands travel as PHP query strings, which cannot carry a real boolean (biconnector
-    checks booleans strictly), so e.g. `supportMapping` changes are sent as single JSON calls.
+    checks booleans strictly) nor an empty list or mapping (it leaves no key at all), so e.g.
+    `supportMapping` changes or `settings: []` are sent as single JSON calls.
     Fills in `applied` / `error` on each update. Raises only if the portal itself fails (network,
     authorization): the caller then reports the portal as failed.
     """
     pending: list[Update] = []
     for update in updates:
-        if _has_boolean(update.payload):
+        if not _batchable(update.payload):
             _send_batch(client, pending, sleep, clock)
             pending = []
             _send_single(client, update, sleep, clock)
@@ -380,12 +399,13 @@ def send_updates(client: BitrixClient, updates: list[Update], sleep=time.sleep, 
     _send_batch(client, pending, sleep, clock)
 
 
-def _has_boolean(value) -> bool:
-    if isinstance(value, dict):
-        return any(_has_boolean(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_boolean(item) for item in value)
-    return isinstance(value, bool)
+def _batchable(payload: dict) -> bool:
+    """Whether the payload survives the PHP query string of a batch command unchanged."""
+    try:
+        php_form.encode({"fields": payload})
+    except ValueError:
+        return False
+    return True
 
 
 def _send_single(client: BitrixClient, update: Update, sleep, clock) -> None:

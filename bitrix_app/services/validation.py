@@ -57,7 +57,7 @@ SOURCE_SCHEMA: dict[str, tuple[str, bool, bool]] = {
 # Connector fields Bitrix24 needs non-empty (required on add; an empty value fails the save).
 CONNECTOR_NON_EMPTY = ("title", "logo") + URL_FIELDS
 
-_INTEGER_STRING = re.compile(r"^\s*[+-]?\d+\s*$")
+_INTEGER_STRING = re.compile(r"^\s*[+-]?[0-9]+\s*$")  # ASCII digits only, like PHP
 _DATA_IMAGE_URI = re.compile(r"^data:image/[a-z0-9.+-]+(;[a-z0-9=.+-]+)*;base64,[A-Za-z0-9+/=\s]+$", re.I)
 
 
@@ -256,8 +256,17 @@ def source_settings_errors(settings, declared_settings: list[dict] | None = None
         if declared_settings is not None and code not in declared:
             errors.append(FieldError(where, "UNKNOWN_SETTING_CODE",
                                      f'The connector declares no setting "{code}".'))
-        elif declared.get(code) == "INT" and not is_integer(value):
-            errors.append(FieldError(where, "INVALID_SETTING_VALUE", f'Setting "{code}" must be an integer.'))
-        elif not isinstance(value, (str, int)) or isinstance(value, bool):
-            errors.append(FieldError(where, "INVALID_SETTING_VALUE", f'Setting "{code}" must be a text value.'))
+        elif declared.get(code) == "INT":
+            if not is_integer(value):  # 5, "5" and 5.0 are whole numbers
+                errors.append(FieldError(where, "INVALID_SETTING_VALUE", f'Setting "{code}" must be an integer.'))
+        elif not _is_setting_value(value):
+            errors.append(FieldError(where, "INVALID_SETTING_VALUE",
+                                     f'Setting "{code}" must be a text value or a whole number.'))
     return errors
+
+
+def _is_setting_value(value) -> bool:
+    """Text, or a whole number (5 or 5.0), which is stored as its digits."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (str, int)) or (isinstance(value, float) and value.is_integer())
