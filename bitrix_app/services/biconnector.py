@@ -57,6 +57,16 @@ def _int(value):
         return value
 
 
+def normalize_settings(settings) -> list[ConnectorSetting]:
+    """Connector settings as Bitrix24 stores them: `{name, code, type}`, key case ignored
+    (Bitrix24 converts the keys to upper snake case first, so "Name" and "name" collapse)."""
+    rows = []
+    for row in settings or []:
+        lower = {str(key).lower(): value for key, value in row.items()} if isinstance(row, dict) else {}
+        rows.append({"name": lower.get("name"), "code": lower.get("code"), "type": lower.get("type")})
+    return rows  # type: ignore[return-value]
+
+
 def normalize_connector(item: dict) -> Connector:
     item = dict(item)
     for key in ("id", "sort"):

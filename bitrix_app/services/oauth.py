@@ -20,12 +20,9 @@ class TokenSet:
     refresh_token: str
     expires_at: datetime
     user_id: int | None = None
-    member_id: str | None = None
-    client_endpoint: str | None = None
-    scope: str | None = None
 
     def __repr__(self) -> str:  # never show token values
-        return f"TokenSet(member_id={self.member_id!r}, user_id={self.user_id!r}, expires_at={self.expires_at!r})"
+        return f"TokenSet(user_id={self.user_id!r}, expires_at={self.expires_at!r})"
 
 
 @dataclass(frozen=True)
@@ -38,8 +35,6 @@ class AppInfo:
     client_endpoint: str
     user_id: int | None
     scope: str
-    installed: bool
-    status: str
 
 
 def expiry_from(reply: dict, now: datetime | None = None) -> datetime:
@@ -105,9 +100,6 @@ class OAuthClient:
             refresh_token=reply["refresh_token"],
             expires_at=expiry_from(reply),
             user_id=_int_or_none(reply.get("user_id")),
-            member_id=reply.get("member_id"),
-            client_endpoint=reply.get("client_endpoint"),
-            scope=reply.get("scope"),
         )
 
     def app_info(self, access_token: str) -> AppInfo:
@@ -137,8 +129,6 @@ class OAuthClient:
             client_endpoint=str(install.get("client_endpoint") or ""),
             user_id=_int_or_none(result.get("user_id")),
             scope=str(result.get("scope") or install.get("scope") or ""),
-            installed=bool(install.get("installed")),
-            status=str(install.get("status") or ""),
         )
 
 

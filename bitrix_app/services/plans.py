@@ -40,7 +40,7 @@ from .automation import (
     run_for_portals,
     seconds_until,
 )
-from .biconnector import Biconnector
+from .biconnector import Biconnector, normalize_settings
 from .errors import BitrixError
 from .messages import explain
 from .rest import BATCH_LIMIT, BitrixClient
@@ -323,14 +323,7 @@ def _same_connector_value(name: str, current, wanted) -> bool:
 
 
 def _normalized_settings(settings) -> list[dict] | None:
-    """Connector settings as Bitrix24 stores them: `{name, code, type}`, key case ignored."""
-    if settings is None:
-        return None
-    rows = []
-    for row in settings:
-        lower = {str(key).lower(): value for key, value in row.items()} if isinstance(row, dict) else {}
-        rows.append({"name": lower.get("name"), "code": lower.get("code"), "type": lower.get("type")})
-    return rows
+    return None if settings is None else normalize_settings(settings)
 
 
 def _source_update(plan: Plan, target: Target, current: dict) -> Update | None:

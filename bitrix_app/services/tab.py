@@ -18,7 +18,7 @@ from typing import Mapping
 
 from ..models import Portal, PortalStatus
 from . import lifecycle
-from .biconnector import Biconnector, Connector, Source
+from .biconnector import Biconnector, Connector, Source, normalize_settings
 from .bitrix import Bitrix
 from .errors import BitrixError, Rejected
 from .messages import field_message, text
@@ -140,15 +140,6 @@ def present_source(source: Source, declared: list[dict] | None = None) -> dict:
     return item
 
 
-def normalized_settings(settings: list) -> list[dict]:
-    """Connector settings as Bitrix24 stores them: `{name, code, type}`, key case ignored."""
-    rows = []
-    for row in settings or []:
-        lower = {str(key).lower(): value for key, value in row.items()}
-        rows.append({"name": lower.get("name"), "code": lower.get("code"), "type": lower.get("type")})
-    return rows
-
-
 def changed_connector_fields(current: Connector, fields: dict) -> dict:
     """Only the fields that differ from Bitrix24's current values; settings go as a complete list."""
     changes = {}
@@ -156,8 +147,8 @@ def changed_connector_fields(current: Connector, fields: dict) -> dict:
         if key == "sort":
             value = int(float(value))
         if key == "settings":
-            value = normalized_settings(value)
-            if value != normalized_settings(current.get("settings") or []):
+            value = normalize_settings(value)
+            if value != normalize_settings(current.get("settings")):
                 changes[key] = value
         elif current.get(key) != value:
             changes[key] = value
@@ -254,7 +245,7 @@ class TabService:
     def _declared_settings(biconnector: Biconnector, source: Source) -> list[dict]:
         if not source.get("connectorId"):
             return []
-        return normalized_settings(biconnector.connector(source["connectorId"]).get("settings") or [])
+        return normalize_settings(biconnector.connector(source["connectorId"]).get("settings"))
 
     # permissions
 
