@@ -1,4 +1,4 @@
-"""The production entry point under gunicorn (2 worker processes x 4 threads), driven by the
+"""app.py, the production entry point, under gunicorn (2 worker processes x 4 threads), driven by the
 fake portal over real HTTP: install, the tab's API through an expired token, uninstall."""
 import os
 import socket
