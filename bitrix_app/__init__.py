@@ -10,6 +10,8 @@ from sqlalchemy import text
 
 from .config import INSTANCE_PATH, Config, ProductionConfig, default_database_url
 from .extensions import db, migrate
+from .gateway.service import Gateway
+from .gateway.settings import GatewaySettings
 from .logging_setup import install_log_redaction
 from .services.bitrix import Bitrix
 from .services.database import configure_sqlite, engine_options, make_session_factory
@@ -45,13 +47,17 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     with app.app_context():
         configure_sqlite(db.engine)
-        app.extensions["bitrix"] = Bitrix(BitrixSettings.from_config(app.config), make_session_factory(db.engine))
+        bitrix = Bitrix(BitrixSettings.from_config(app.config), make_session_factory(db.engine))
+        app.extensions["bitrix"] = bitrix
+        app.extensions["gateway"] = Gateway(GatewaySettings.from_config(app.config), bitrix.session_factory,
+                                            bitrix.tokens.cipher)
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import api, events, install, placement
+    from . import api, connector, events, install, placement
 
     app.register_blueprint(install.bp)
+    app.register_blueprint(connector.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(placement.bp)
     app.register_blueprint(api.bp)

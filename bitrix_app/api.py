@@ -11,6 +11,8 @@ import time
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from .connector import register_connectors
+from .gateway.databases import DatabaseService
 from .services.errors import BitrixError, Rejected
 from .services.messages import explain, normalize_lang, text
 from .services.session_tokens import SessionTokenError, SessionTokens, TabSession
@@ -197,4 +199,42 @@ def put_editors():
 def reseed():
     session: TabSession = g.tab_session
     grant = session_tokens().open_grant(session.reseed_grant) if session.reseed_grant else None
-    return jsonify(result=service().reseed(grant))
+    result = service().reseed(grant)
+    register_connectors(session.member_id)
+    return jsonify(result=result)
+
+
+# --- databases served through the connector gateway ------------------------------------------
+
+def databases() -> DatabaseService:
+    return DatabaseService(current_app.extensions["bitrix"], current_app.extensions["gateway"], g.tab_session)
+
+
+@bp.get("/databases")
+def list_databases():
+    return jsonify(result=databases().list())
+
+
+@bp.post("/databases")
+def add_database():
+    return jsonify(result=databases().add(json_body())), 201
+
+
+@bp.get("/databases/<database_id>")
+def get_database(database_id: str):
+    return jsonify(result=databases().get(database_id))
+
+
+@bp.patch("/databases/<database_id>")
+def update_database(database_id: str):
+    return jsonify(result=databases().update(database_id, json_body()))
+
+
+@bp.delete("/databases/<database_id>")
+def delete_database(database_id: str):
+    return jsonify(result=databases().delete(database_id))
+
+
+@bp.post("/databases/<database_id>/check")
+def check_database(database_id: str):
+    return jsonify(result=databases().check(database_id))

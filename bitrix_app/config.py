@@ -51,6 +51,15 @@ class Config:
     # Comma-separated member ids or domains of Enterprise portals (paced at the Enterprise rate).
     BITRIX_ENTERPRISE_PORTALS = _keys(os.environ.get("BITRIX_ENTERPRISE_PORTALS"))
     SESSION_TOKEN_TTL = int(os.environ.get("SESSION_TOKEN_TTL", "3600"))
+    # The connector gateway (README: "The connector gateway").
+    GATEWAY_KINDS = os.environ.get("GATEWAY_KINDS", "postgresql,mysql")
+    GATEWAY_ALLOWED_NETWORKS = os.environ.get("GATEWAY_ALLOWED_NETWORKS", "")
+    GATEWAY_MAX_ROWS = int(os.environ.get("GATEWAY_MAX_ROWS", "1000000"))
+    GATEWAY_CONNECT_TIMEOUT = float(os.environ.get("GATEWAY_CONNECT_TIMEOUT", "5"))
+    GATEWAY_STATEMENT_TIMEOUT = float(os.environ.get("GATEWAY_STATEMENT_TIMEOUT", "50"))
+    GATEWAY_POOL_SIZE = int(os.environ.get("GATEWAY_POOL_SIZE", "2"))
+    GATEWAY_SQLITE_DIR = os.environ.get("GATEWAY_SQLITE_DIR")
+    GATEWAY_CACHE_SECONDS = float(os.environ.get("GATEWAY_CACHE_SECONDS", "300"))
     SANDBOX = False
     TESTING = False
 
@@ -69,6 +78,21 @@ class Config:
             raise ConfigError("The sandbox cannot be enabled in a production configuration.")
         if config["BITRIX_TOKEN_METHOD"] not in {"GET", "POST"}:
             raise ConfigError("BITRIX_TOKEN_METHOD must be GET or POST.")
+        validate_gateway(config)
+
+
+def validate_gateway(config: dict) -> None:
+    from .gateway.settings import GatewaySettings
+
+    try:
+        settings = GatewaySettings.from_config(config)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if "sqlite" in settings.kinds and not (settings.sqlite_dir or config.get("SANDBOX")):
+        raise ConfigError("GATEWAY_KINDS includes sqlite: set GATEWAY_SQLITE_DIR to the one directory "
+                          "whose SQLite files the gateway may open.")
+    if settings.max_rows < 1 or settings.statement_timeout <= 0 or settings.connect_timeout <= 0:
+        raise ConfigError("GATEWAY_MAX_ROWS, GATEWAY_STATEMENT_TIMEOUT and GATEWAY_CONNECT_TIMEOUT must be positive.")
 
 
 class ProductionConfig(Config):
@@ -86,6 +110,7 @@ class SandboxConfig(Config):
         missing = [name for name in cls.REQUIRED if not config.get(name)]
         if missing:
             raise ConfigError("Sandbox configuration incomplete: " + ", ".join(missing))
+        validate_gateway(config)
 
 
 class TestConfig(SandboxConfig):

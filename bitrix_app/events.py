@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
+from .connector import register_connectors
 from .services import lifecycle, php_form
 from .services.errors import BitrixError, Rejected
 
@@ -14,6 +15,9 @@ def receive():
     payload = php_form.decode(request.form.items(multi=True))
     try:
         outcome = lifecycle.handle_event(current_app.extensions["bitrix"], payload)
+        if outcome in ("installed", "updated"):
+            data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+            register_connectors(str(payload["auth"]["member_id"]), str(data.get("LANGUAGE_ID") or "") or None)
     except Rejected as exc:
         current_app.logger.warning("Event %s rejected: %s", payload.get("event"), exc.code)
         raise

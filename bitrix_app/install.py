@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
 
+from .connector import register_connectors
 from .services import lifecycle
 from .services.errors import BitrixError, Rejected
 
@@ -20,6 +21,11 @@ def install():
     except BitrixError as exc:
         raise Rejected(502, exc.code, "The app was authorized, but Bitrix24 refused to register its event handlers: "
                        + exc.description) from None
+    try:
+        register_connectors(portal.member_id, request.args.get("LANG"))
+    except BitrixError as exc:
+        raise Rejected(502, exc.code, "The app was authorized, but Bitrix24 refused to register its BI Builder "
+                       "connectors: " + exc.description) from None
     return render_template(
         "install.html",
         domain=portal.domain,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, func
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -41,6 +41,11 @@ class Portal(Base):
     application_token_encrypted: Mapped[str | None] = mapped_column(Text)
     # Users (Bitrix user ids) an administrator allowed to edit in the tab.
     editor_user_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # The opaque key in the gateway's endpoint URLs (never the member_id); see gateway/.
+    gateway_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    lang: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    # The portal's FORMAT_DATETIME (e.g. "DD.MM.YYYY HH:MI:SS") for filter dates; None: guessed.
+    date_format: Mapped[str | None] = mapped_column(String(64))
     installed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -92,3 +97,42 @@ class RateLimitBucket(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     level: Mapped[float] = mapped_column(default=0.0)
     updated: Mapped[float] = mapped_column(default=0.0)
+
+
+class GatewayConnector(Base):
+    """The Bitrix24 connector the app registered on a portal for one database kind."""
+
+    __tablename__ = "gateway_connectors"
+    __table_args__ = (UniqueConstraint("portal_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    connector_id: Mapped[int] = mapped_column(Integer)
+    synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Database(Base):
+    """A customer database an administrator added; BI Builder reaches it through one Bitrix24
+    source whose settings hold only `source_key` and a secret (its hash is stored here)."""
+
+    __tablename__ = "gateway_databases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(512))
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(32))
+    # Fernet ciphertext of {host, port, database, user, password, tls_mode} (services/crypto.py).
+    connection_encrypted: Mapped[str] = mapped_column(Text)
+    schema_name: Mapped[str | None] = mapped_column(String(255))
+    tables: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every table and view
+    saved_queries: Mapped[list[dict]] = mapped_column(JSON, default=list)  # [{code, title, sql}]
+    source_key: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    pending_secret_hash: Mapped[str | None] = mapped_column(String(64))  # during a rotation
+    source_id: Mapped[int | None] = mapped_column(Integer)
+    connector_id: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # bumped on every edit: caches, pools
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

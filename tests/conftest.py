@@ -62,7 +62,7 @@ def fake_server():
 
 
 @pytest.fixture(scope="session")
-def app_config(database_url, encryption_key, fake_server) -> dict:
+def app_config(database_url, encryption_key, fake_server, gateway_sqlite_dir) -> dict:
     return {
         "SECRET_KEY": "test-secret-key",
         "BITRIX_CLIENT_ID": CLIENT_ID,
@@ -72,6 +72,10 @@ def app_config(database_url, encryption_key, fake_server) -> dict:
         "TOKEN_ENCRYPTION_KEYS": [encryption_key],
         "SQLALCHEMY_DATABASE_URI": database_url,
         "APP_PUBLIC_URL": "http://127.0.0.1:1",  # replaced once the live server has its port
+        "GATEWAY_KINDS": "postgresql,mysql,sqlite",
+        "GATEWAY_SQLITE_DIR": str(gateway_sqlite_dir),
+        "GATEWAY_ALLOWED_NETWORKS": "127.0.0.1/32",  # the test databases; 127.0.0.2 stays refused
+        "GATEWAY_CACHE_SECONDS": 0,  # tests change schemas under the app; tests/gateway enable it
     }
 
 
@@ -87,15 +91,23 @@ def live_app(app_config, fake_server):
     app.config["APP_PUBLIC_URL"] = server.url
     bitrix = app.extensions["bitrix"]
     bitrix.settings = replace(bitrix.settings, public_url=server.url)
+    gateway = app.extensions["gateway"]
+    gateway.settings = replace(gateway.settings, public_url=server.url)
     fake_server.app_url = server.url
     app.live_url = server.url
     yield app
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def gateway_sqlite_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("gateway-sqlite")
+
+
 @pytest.fixture
 def app(live_app):
     yield live_app
+    live_app.extensions["gateway"].engines.dispose_all()
     with live_app.extensions["bitrix"].session_factory() as session, session.begin():
         for table in reversed(Base.metadata.sorted_tables):
             session.execute(table.delete())
@@ -177,6 +189,11 @@ def open_tab(fake, client):
         return TabApi(client, session_token_in(response.text))
 
     return open_
+
+
+def not_gateway(connectors: list[dict]) -> list[dict]:
+    """Connectors other than the ones the gateway registers at install."""
+    return [item for item in connectors if "/gateway/" not in str(item.get("urlCheck"))]
 
 
 @pytest.fixture

@@ -104,6 +104,9 @@ class Biconnector:
     def connector_fields(self) -> list[dict]:
         return self.client.call("biconnector.connector.fields")["fields"]
 
+    def add_connector(self, fields: dict) -> int:
+        return int(self.client.call("biconnector.connector.add", {"fields": fields})["id"])
+
     def update_connector(self, connector_id: int, fields: dict) -> bool:
         """`settings`, if given, replaces the stored list wholesale: pass the complete table."""
         return self.client.call("biconnector.connector.update", {"id": connector_id, "fields": fields}) is True
@@ -117,6 +120,13 @@ class Biconnector:
 
     def source_fields(self) -> list[dict]:
         return self.client.call("biconnector.source.fields")["fields"]
+
+    def add_source(self, fields: dict) -> int:
+        """Bitrix24 calls the connector's urlCheck with `settings` before it creates anything."""
+        return int(self.client.call("biconnector.source.add", {"fields": fields})["id"])
+
+    def delete_source(self, source_id: int) -> bool:
+        return self.client.call("biconnector.source.delete", {"id": source_id}) is True
 
     def update_source(self, source_id: int, fields: dict) -> bool:
         """Bitrix24 requires `title` on every update and checks the connector's urlCheck first."""

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete
 
-from ..models import Portal, PortalHistory, PortalStatus
+from ..models import Database, GatewayConnector, Portal, PortalHistory, PortalStatus
 from .bitrix import Bitrix
 from .errors import BitrixError, OAuthError, PortalUnavailable, Rejected
 from .oauth import AppInfo, TokenSet
@@ -216,6 +216,9 @@ def uninstall(bitrix: Bitrix, member_id: str, clean: bool) -> str:
         if clean:
             portal.editor_user_ids = []
             session.execute(delete(PortalHistory).where(PortalHistory.member_id == member_id))
+            # The databases' credentials go too; Bitrix24 may keep the sources, which then fail.
+            session.execute(delete(Database).where(Database.portal_id == portal.id))
+            session.execute(delete(GatewayConnector).where(GatewayConnector.portal_id == portal.id))
         record(session, member_id, "uninstall", "clean" if clean else "")
     return "uninstalled"
 

@@ -127,11 +127,12 @@ class BitrixClient:
         return outcome
 
     def list_all(self, method: str, params: dict | None = None, page_size: int = 50) -> list:
-        """biconnector lists: `page=1,2,…` until a short page (there is no total/next)."""
+        """biconnector lists: `page=1,2,…` until a short page (there is no total/next). Without an
+        `order` pages may overlap or skip objects, so `id ASC` is the default."""
         items: list = []
         previous: list | None = None
         for page in range(1, MAX_LIST_PAGES + 1):
-            chunk = self.call(method, {**(params or {}), "page": page}) or []
+            chunk = self.call(method, {"order": {"id": "ASC"}, **(params or {}), "page": page}) or []
             if chunk == previous:  # the same page again: `page` is being ignored
                 break
             items.extend(chunk)

@@ -77,6 +77,7 @@ def b24(b24_server, receiver):
     b24_server.reset()
     b24_server.config.rate_limit = False
     b24_server.config.url_check_timeout = 2.0
+    b24_server.config.bi_timeout = 2.0
     b24_server.config.event_timeout = 2.0
     b24_server.app_url = receiver.url
     yield b24_server

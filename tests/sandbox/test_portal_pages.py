@@ -198,16 +198,18 @@ def test_seed_demo_and_the_demo_endpoints(b24, portal, call):
     check = requests.post(connector["urlCheck"], data=connection, timeout=10)
     refused = requests.post(connector["urlCheck"], data={"connection[token]": "bad"}, timeout=10)
     tables = requests.post(connector["urlTableList"], data={**connection, "searchString": "ord"}, timeout=10).json()
-    columns = requests.post(connector["urlTableDescription"], data={**connection, "table": "orders"}, timeout=10).json()
-    rows = requests.post(connector["urlData"], data={**connection, "table": "orders", "select[0]": "customer",
-                                                     "select[1]": "order_id", "limit": 2}, timeout=10).json()
+    columns = requests.post(connector["urlTableDescription"], data={**connection, "table": "public.orders"},
+                            timeout=10).json()
+    rows = requests.post(connector["urlData"], data={**connection, "table": "public.orders", "select[0]": "CLIENT",
+                                                     "select[1]": "ORDER_ID", "mapFields[CUSTOMER]": "CLIENT",
+                                                     "limit": 2}, timeout=10).json()
 
     assert connector["title"] == "Demo warehouse" and [s["code"] for s in connector["settings"]] == ["host", "port", "token"]
     assert len(seeded["source_ids"]) == 2
     assert (check.status_code, check.text) == (200, "OK") and refused.status_code != 200
-    assert tables == [{"code": "orders", "title": "Orders"}]
-    assert all(column["code"] and column["name"] and column["type"] for column in columns)
-    assert rows == [["customer", "order_id"], ["Northwind", 1001], ["Contoso", 1002]]
+    assert tables == [{"id": "public.orders", "code": "demo_orders", "title": "Orders"}]
+    assert all(column["code"].isupper() and column["name"] and column["type"] for column in columns)
+    assert rows == [["CLIENT", "ORDER_ID"], ["Northwind", 1001], ["Contoso", 1002]]
 
 
 def test_demo_sources_work_through_rest(b24, portal, call):

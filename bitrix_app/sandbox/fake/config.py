@@ -23,9 +23,14 @@ class FakeConfig:
     token_response_legacy: bool = False  # older format: no `expires`, no `user_id`
     refresh_latency: float = 0.0  # seconds spent inside a refresh grant (widens race windows)
 
-    # Calls from the portal to connector endpoints (urlCheck).
+    # Calls from the portal to connector endpoints.
     url_check_timeout: float = 10.0  # the real module waits 250 s
     allow_local_connections: bool = True  # False reproduces the cloud refusing private addresses
+
+    # The portal as the Analytics hub and BI Builder (bi_builder.py).
+    bi_timeout: float = 30.0  # connect and idle timeout of table and data calls (real: 250 s and 60 s)
+    preview_cache_seconds: float = 0  # real: 3600, empty previews after a failure included; 0 = off
+    short_range_start: bool = False  # before module 26.250.0 a date range started SHORT, without time
 
     # Portal version switches for biconnector.
     support_mapping: bool = True

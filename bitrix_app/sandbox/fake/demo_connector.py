@@ -1,25 +1,31 @@
 """A tiny connector served by the fake itself, so the sandbox demo has data without our app.
 
 ``/_demo_connector/{check,table_list,table_description,data}`` answer the way the Analytics hub
-expects (reference section 6). A source whose ``token`` setting is ``bad`` fails every call.
+expects (reference section 6): tables listed with ``id`` (the externalCode), a BI-safe ``code`` and
+a ``title``; UPPER_SNAKE column codes; data that honours ``select`` (BI names, mapped back to codes
+through ``mapFields``) and ``limit``. It ignores ``filter``. A source whose ``token`` setting is
+``bad`` fails every call.
 """
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
+
+from . import phpform
 
 bp = Blueprint("fake_demo_connector", __name__, url_prefix="/_demo_connector")
 
 DEMO_LOGO = ("data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCAz"
              "MiAzMiI+PHJlY3Qgd2lkdGg9IjMyIiBoZWlnaHQ9IjMyIiByeD0iNiIgZmlsbD0iIzJmYzZmNiIvPjwvc3ZnPg==")
 
-TABLES = {
-    "orders": {
+TABLES = {  # by id, the table's name in the warehouse
+    "public.orders": {
+        "code": "demo_orders",
         "title": "Orders",
         "columns": [
-            {"code": "order_id", "name": "Order ID", "type": "int"},
-            {"code": "created_at", "name": "Created at", "type": "datetime"},
-            {"code": "customer", "name": "Customer", "type": "string"},
-            {"code": "amount", "name": "Amount", "type": "money"},
+            {"code": "ORDER_ID", "name": "Order ID", "type": "int"},
+            {"code": "CREATED_AT", "name": "Created at", "type": "datetime"},
+            {"code": "CUSTOMER", "name": "Customer", "type": "string"},
+            {"code": "AMOUNT", "name": "Amount", "type": "money"},
         ],
         "rows": [
             [1001, "2025-05-31 17:01:55", "Northwind", 1250.5],
@@ -27,13 +33,14 @@ TABLES = {
             [1003, "2025-06-02 14:45:30", "Fabrikam", 78.25],
         ],
     },
-    "products": {
+    "public.products": {
+        "code": "demo_products",
         "title": "Products",
         "columns": [
-            {"code": "sku", "name": "SKU", "type": "string"},
-            {"code": "title", "name": "Title", "type": "string"},
-            {"code": "stock", "name": "Stock", "type": "int"},
-            {"code": "price", "name": "Price", "type": "double"},
+            {"code": "SKU", "name": "SKU", "type": "string"},
+            {"code": "TITLE", "name": "Title", "type": "string"},
+            {"code": "STOCK", "name": "Stock", "type": "int"},
+            {"code": "PRICE", "name": "Price", "type": "double"},
         ],
         "rows": [
             ["A-100", "Pallet jack", 12, 420.0],
@@ -63,8 +70,8 @@ def check() -> Response:
 @bp.post("/table_list")
 def table_list() -> Response:
     search = (request.form.get("searchString") or "").lower()
-    tables = [{"code": code, "title": table["title"]} for code, table in TABLES.items()
-              if search in code or search in table["title"].lower()]
+    tables = [{"id": table_id, "code": table["code"], "title": table["title"]} for table_id, table in TABLES.items()
+              if search in table_id or search in table["title"].lower()]
     return _refused() or jsonify(tables)
 
 
@@ -78,15 +85,20 @@ def table_description() -> Response:
 
 @bp.post("/data")
 def data() -> Response:
-    table = TABLES.get(request.form.get("table", ""))
+    query = phpform.decode(request.form.items(multi=True))
+    table = TABLES.get(query.get("table", ""))
     if table is None:
         return jsonify(error="Unknown table"), 404
     codes = [column["code"] for column in table["columns"]]
-    selected = [value for key, value in request.form.items(multi=True) if key.startswith("select[")] or codes
-    positions = [codes.index(code) for code in selected if code in codes]
-    limit = request.form.get("limit", type=int)
-    rows = table["rows"][:limit] if limit else table["rows"]
-    return _refused() or jsonify([[codes[i] for i in positions], *[[row[i] for i in positions] for row in rows]])
+    code_of = {name: code for code, name in phpform.items(query.get("mapFields") or {})}
+    selected = [name for _, name in phpform.items(query.get("select") or [])]
+    header = selected or codes
+    positions = [codes.index(code_of.get(name, name)) for name in header if code_of.get(name, name) in codes]
+    if len(positions) != len(header):
+        return jsonify(error="Unknown column"), 400
+    limit = phpform.to_int(query["limit"]) if phpform.is_numeric(query.get("limit")) else 0
+    rows = table["rows"][:limit] if limit > 0 else table["rows"]
+    return _refused() or jsonify([header, *[[row[i] for i in positions] for row in rows]])
 
 
 def seed_demo(fake, portal) -> dict:

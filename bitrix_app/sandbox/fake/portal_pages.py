@@ -5,6 +5,10 @@ the app POSTs a hidden form into ``<iframe name="app-frame">`` with a fresh toke
 like the real portal. The app page loads ``/bx24.js`` from here; the shim talks to this page
 with ``postMessage`` (``command:params:callbackId:APP_SID``) and the page answers
 ``callbackId:json``. ``installFinish`` goes through ``POST /_fake/<domain>/install-finish``.
+
+``view=bi`` is BI Builder instead: our app's connectors and sources, then (``&source=ID``, with
+``&search=``) the source's tables, then (``&table=<externalCode>``) the table's columns and a
+preview, all fetched from the connector's endpoints by ``fake.bi``.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template_string, request
 
 from . import lifecycle, tokens
+from .bi_builder import BiBuilderError
 from .state import Portal, User
 from .web import CORS_HEADERS, current_fake
 
@@ -29,13 +34,28 @@ class Frame:
     init: dict = field(default_factory=dict)
 
 
+@dataclass
+class BiView:
+    """What the BI Builder view shows; each list stays empty until its parent is chosen."""
+
+    connectors: list[dict]
+    source: dict | None = None
+    search: str = ""
+    tables: list[dict] = field(default_factory=list)
+    table: dict | None = None
+    columns: list[dict] = field(default_factory=list)
+    preview: list[dict] = field(default_factory=list)
+    error: BiBuilderError | None = None
+
+
 @bp.get("/<domain>/")
 def portal_page(domain: str) -> str:
     fake = current_fake()
     portal = _portal_or_404(fake, domain)
     user = _user_or_404(portal, request.args.get("user"))
     view = request.args.get("view", "home")
-    frame, message = _main_area(fake, portal, user, view, request.args.get("id"))
+    bi = _bi_view(fake, portal, user) if view == "bi" else None
+    frame, message = (None, "") if bi else _main_area(fake, portal, user, view, request.args.get("id"))
     with fake.state.lock:
         left_menu = [item for item in portal.placements
                      if item["placement"] == "LEFT_MENU" and item["client_id"] == fake.state.main_client_id]
@@ -47,7 +67,7 @@ def portal_page(domain: str) -> str:
         "authUrl": f"{fake.url}/_fake/{portal.domain}/auth?user={user.id}",
     }
     return render_template_string(PAGE_TEMPLATE, portal=portal, user=user, users=list(portal.users.values()),
-                                  view=view, frame=frame, message=message, left_menu=left_menu,
+                                  view=view, frame=frame, message=message, left_menu=left_menu, bi=bi,
                                   app_name=fake.app_name, client=client,
                                   reinstall_url=f"{fake.url}/_fake/{portal.domain}/install?user={user.id}")
 
@@ -70,6 +90,32 @@ def _main_area(fake, portal: Portal, user: User, view: str, placement_id: str | 
             return _frame(fake, portal, user, record["handler"], record["title"] or fake.app_name,
                           placement=record["placement"]), ""
     return None, f"Welcome to {portal.domain}. Open “{fake.app_name}” in the menu on the left."
+
+
+def _bi_view(fake, portal: Portal, user: User) -> BiView:
+    with fake.state.lock:
+        connectors = [{"id": connector["id"], "title": connector["title"],
+                       "sources": [dict(source) for source in portal.sources.values()
+                                   if source["connectorId"] == connector["id"]]}
+                      for connector in portal.connectors.values() if connector["appId"] == fake.state.main_client_id]
+    view = BiView(connectors, search=request.args.get("search", ""))
+    if not user.bi_access:
+        view.error = BiBuilderError("ACCESS_DENIED", "no access to BI Builder")
+        return view
+    chosen = request.args.get("source", "")
+    view.source = next((source for item in connectors for source in item["sources"] if str(source["id"]) == chosen), None)
+    if view.source is None:
+        return view
+    try:
+        view.tables = fake.bi.table_list(portal, view.source["id"], view.search)
+        code = request.args.get("table")
+        view.table = next((table for table in view.tables if table["externalCode"] == code), None)
+        if view.table is not None:
+            view.columns = fake.bi.describe(portal, view.source["id"], code)
+            view.preview = fake.bi.preview(portal, view.source["id"], code, [column["code"] for column in view.columns])
+    except BiBuilderError as error:
+        view.error = error
+    return view
 
 
 def _frame(fake, portal: Portal, user: User, handler: str, title: str,
@@ -151,6 +197,9 @@ PAGE_TEMPLATE = """<!doctype html>
   main { flex: 1; padding: 20px; }
   .notice { background: #fff; padding: 24px; border-radius: 8px; }
   iframe { width: 100%; height: 640px; border: 0; background: #fff; border-radius: 8px; }
+  .bi section { background: #fff; padding: 16px 24px; border-radius: 8px; margin-bottom: 16px; }
+  .bi table { border-collapse: collapse; } .bi th, .bi td { border: 1px solid #dfe6ea; padding: 4px 10px; text-align: left; }
+  .bi a.chosen { font-weight: bold; } .bi .error { background: #fdecea; color: #a12; padding: 12px 16px; border-radius: 8px; }
 </style>
 </head>
 <body>
@@ -168,7 +217,7 @@ PAGE_TEMPLATE = """<!doctype html>
     <a href="?user={{ user.id }}" class="{{ 'active' if view == 'home' }}">Feed</a>
     <a href="?user={{ user.id }}">Tasks and Projects</a>
     <a href="?user={{ user.id }}">CRM</a>
-    <a href="?user={{ user.id }}">Analytics</a>
+    <a id="bi-menu-item" href="?user={{ user.id }}&view=bi" class="{{ 'active' if view == 'bi' }}">BI Builder</a>
     <div class="group">Applications</div>
     {% if portal.installed %}
       <a id="app-menu-item" href="?user={{ user.id }}&view=app" class="{{ 'active' if view == 'app' }}">{{ app_name }}</a>
@@ -178,7 +227,53 @@ PAGE_TEMPLATE = """<!doctype html>
     {% endif %}
   </nav>
   <main>
-    {% if frame %}
+    {% if bi %}
+      {% set here = {"user": user.id, "view": "bi"} %}
+      <div class="bi" id="bi-builder">
+        <h2>BI Builder</h2>
+        {% if bi.error %}<p class="error" id="bi-error"><b>{{ bi.error.message_key }}</b> {{ bi.error.detail }}</p>{% endif %}
+        <section id="bi-connectors">
+          <h3>Connections</h3>
+          {% for connector in bi.connectors %}
+            <p>{{ connector.title }}</p>
+            <ul>{% for source in connector.sources %}
+              <li><a href="?{{ dict(here, source=source.id) | urlencode }}"
+                     class="{{ 'chosen' if bi.source and bi.source.id == source.id }}">{{ source.title }}</a>
+                  {% if not source.active %}(inactive){% endif %}</li>
+            {% else %}<li>No connections yet.</li>{% endfor %}</ul>
+          {% else %}<p>The application has no connectors on this portal.</p>{% endfor %}
+        </section>
+        {% if bi.source %}
+          <section id="bi-tables">
+            <h3>Tables of “{{ bi.source.title }}”</h3>
+            <form method="get">
+              {% for name, value in dict(here, source=bi.source.id).items() %}<input type="hidden" name="{{ name }}" value="{{ value }}">{% endfor %}
+              <input type="search" name="search" value="{{ bi.search }}" placeholder="Search tables"> <button>Search</button>
+            </form>
+            <ul>{% for table in bi.tables %}
+              <li><a href="?{{ dict(here, source=bi.source.id, search=bi.search, table=table.externalCode) | urlencode }}"
+                     class="{{ 'chosen' if bi.table and bi.table.externalCode == table.externalCode }}">{{ table.title }}</a>
+                  <code>{{ table.code }}</code></li>
+            {% else %}<li>No tables.</li>{% endfor %}</ul>
+          </section>
+        {% endif %}
+        {% if bi.table %}
+          <section id="bi-columns">
+            <h3>Columns of “{{ bi.table.title }}”</h3>
+            <table><tr><th>Code</th><th>Name</th><th>Type</th></tr>
+              {% for column in bi.columns %}<tr><td>{{ column.code }}</td><td>{{ column.name }}</td><td>{{ column.type }}</td></tr>{% endfor %}
+            </table>
+          </section>
+          <section id="bi-preview">
+            <h3>Preview</h3>
+            <table><tr>{% for column in bi.columns %}<th>{{ column.code }}</th>{% endfor %}</tr>
+              {% for row in bi.preview %}<tr>{% for column in bi.columns %}<td>{{ row[column.code] }}</td>{% endfor %}</tr>
+              {% else %}<tr><td colspan="{{ bi.columns | length }}">No rows.</td></tr>{% endfor %}
+            </table>
+          </section>
+        {% endif %}
+      </div>
+    {% elif frame %}
       <h2 id="app-title">{{ frame.title }}</h2>
       <iframe name="app-frame" id="app-frame" src="about:blank"></iframe>
       <form id="app-form" method="post" target="app-frame" action="{{ frame.action }}">

@@ -12,6 +12,7 @@ from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import biconnector, demo_connector, lifecycle, oauth_server, portal_pages, rest, tokens
+from .bi_builder import BiBuilder
 from .config import FakeConfig
 from .state import App, FakeClock, Portal, State, User
 
@@ -39,6 +40,7 @@ class FakeBitrix24:
         self.clock = FakeClock()
         self.state = State(self.clock, App(client_id, client_secret, scope))
         self.url: str | None = None
+        self.bi = BiBuilder(self)  # the portal as the Analytics hub and BI Builder
         self.flask_app = self._build_flask_app()
         self._server = None
         self._thread: threading.Thread | None = None
@@ -193,10 +195,12 @@ class FakeBitrix24:
         return source["id"]
 
     def seed_table(self, portal: Portal, source_id: int, name: str = "demo_table") -> int:
-        """A table on a source, so that source.delete answers BX_ERROR."""
+        """A table without columns on a source, so that source.delete answers BX_ERROR
+        (``bi.create_table`` makes real ones)."""
         with self.state.lock:
             table_id = portal.next_id("table")
-            portal.tables[table_id] = {"id": table_id, "sourceId": source_id, "name": name}
+            portal.tables[table_id] = {"id": table_id, "sourceId": source_id, "name": name,
+                                       "externalCode": name, "externalName": name, "columns": []}
         return table_id
 
     def seed_demo(self, portal: Portal) -> dict:
@@ -211,7 +215,8 @@ class FakeBitrix24:
 
     @property
     def outbound_calls(self) -> list[dict]:
-        """Calls to connector endpoints (urlCheck): {kind, url, form, status, ok, body, error, ts}."""
+        """Calls to connector endpoints: {kind, url, form, status, ok, body, error, ts, redirects};
+        ``kind`` is url_check, table_list, table_description or data."""
         with self.state.lock:
             return list(self.state.outbound_calls)
 

@@ -56,6 +56,10 @@ class FakeClock:
         return datetime.fromtimestamp(self.now(), timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+# Kinds of calls to connector endpoints, one per endpoint.
+CONNECTOR_CALLS = ("url_check", "table_list", "table_description", "data")
+
+
 def new_token() -> str:
     return secrets.token_hex(32)
 
@@ -136,6 +140,9 @@ class Portal:
     app_version: int = 1
     app_status: str = "P"  # L local, F free, D demo, T trial, P paid
     language: str = "en"
+    # Regional settings (FORMAT_DATETIME, FORMAT_DATE): BI Builder writes filter dates in them.
+    datetime_format: str = "DD.MM.YYYY HH:MI:SS"
+    date_format: str = "DD.MM.YYYY"
 
     # Fault switches, settable by tests at any time.
     payment_required: bool = False
@@ -146,7 +153,8 @@ class Portal:
     # biconnector storage (plain dicts, keyed by id) and app handlers.
     connectors: dict[int, dict] = field(default_factory=dict)
     sources: dict[int, dict] = field(default_factory=dict)
-    tables: dict[int, dict] = field(default_factory=dict)
+    tables: dict[int, dict] = field(default_factory=dict)  # BI Builder datasets, see bi_builder.py
+    preview_cache: dict[tuple, tuple[float, list]] = field(default_factory=dict, repr=False)
     bound_events: list[dict] = field(default_factory=list)
     placements: list[dict] = field(default_factory=list)
 
@@ -211,7 +219,7 @@ class State:
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.auth_codes: dict[str, AuthCode] = {}
         self.request_log: list[dict[str, Any]] = []
-        self.outbound_calls: list[dict[str, Any]] = []  # to connector endpoints (urlCheck)
+        self.outbound_calls: list[dict[str, Any]] = []  # to connector endpoints, see CONNECTOR_CALLS
         self.app_calls: list[dict[str, Any]] = []  # to our app: installer, iframe opens, events
         self.token_request_count = 0
 
@@ -251,7 +259,7 @@ class State:
 
     def record_call(self, entry: dict) -> None:
         with self.lock:
-            target = self.outbound_calls if entry["kind"] == "url_check" else self.app_calls
+            target = self.outbound_calls if entry["kind"] in CONNECTOR_CALLS else self.app_calls
             target.append(entry)
 
     def record_request(self, entry: dict) -> None:
