@@ -14,7 +14,7 @@ from sqlalchemy.types import TypeEngine
 from .names import column_codes, slug, unique_table_codes
 
 BI_TYPES = ("int", "double", "money", "string", "date", "datetime")
-SQLALCHEMY_TYPES = {"int": Integer, "double": Float, "money": Numeric, "string": String, "date": Date,
+SQLALCHEMY_TYPES = {"int": Integer, "double": Numeric, "money": Numeric, "string": String, "date": Date,
                     "datetime": DateTime}
 MAX_SAVED_QUERY_LENGTH = 20000
 _LEADING_COMMENTS = re.compile(r"^\s*((--[^\n]*\n)|(/\*.*?\*/)|\s)*", re.DOTALL)

@@ -452,6 +452,8 @@ def test_bi_page_shows_the_module_error_and_escapes(b24, portal):
     next(item for item in portal.sources[source_id]["settings"] if item["code"] == "token")["value"] = "bad"
 
     html = bi_page(portal, source=source_id)
+    denied = bi_page(portal, user=portal.add_user(bi_access=False).id, source=source_id)
 
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert 'id="bi-error"' in html and HTTP_ERROR in html and "HTTP 403" in html
+    assert "ACCESS_DENIED" in denied and 'id="bi-tables"' not in denied

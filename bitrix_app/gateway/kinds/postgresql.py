@@ -82,24 +82,13 @@ class PostgreSQL(Kind):
 
 def _cell(expression, type_: str):
     """PostgreSQL's JSON renders timestamps with a `T`, money as text and booleans as true/false:
-    convert those to the formats BI Builder expects."""
+    convert those to the formats BI Builder expects (NaN and Infinity arrive as JSON strings)."""
     if type_ == "datetime":
         return func.to_char(expression, "YYYY-MM-DD HH24:MI:SS")
     if type_ == "date":
         return func.to_char(expression, "YYYY-MM-DD")
     if type_ == "money":
         return cast(expression, Numeric)
-    if type_ == "int":
-        return cast(expression, Integer) if _is_boolean(expression) else expression
-    if type_ == "double":
-        return func.nullif(func.nullif(func.nullif(cast(expression, Numeric), "NaN"), "Infinity"), "-Infinity") \
-            if _is_float(expression) else expression
+    if isinstance(getattr(expression, "type", None), sqlalchemy.Boolean):
+        return cast(expression, Integer)
     return expression
-
-
-def _is_boolean(expression) -> bool:
-    return isinstance(getattr(expression, "type", None), sqlalchemy.Boolean)
-
-
-def _is_float(expression) -> bool:
-    return isinstance(getattr(expression, "type", None), sqlalchemy.Float)

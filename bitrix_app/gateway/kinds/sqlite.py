@@ -31,12 +31,13 @@ class SQLite(Kind):
 
     def create_engine(self, connection: Connection, address: str, limits: Limits) -> Engine:
         engine = sqlalchemy.create_engine(self.url(connection, database=address), poolclass=NullPool,
-                                          connect_args={"uri": True, "timeout": limits.connect_timeout})
+                                          connect_args={"timeout": limits.connect_timeout})
         event.listen(engine, "connect", _query_only)
         return engine
 
     def url(self, connection: Connection, database: str | None = None, **parts) -> URL:
-        return URL.create("sqlite", database=f"file:{database or connection.database}?mode=ro", **parts)
+        return URL.create("sqlite", database=f"file:{database or connection.database}",
+                          query={"mode": "ro", "uri": "true"}, **parts)
 
     def json_row(self, columns):
         return func.json_array(*[_cell(expression, type_) for expression, type_ in columns])

@@ -199,7 +199,8 @@ class BiBuilder:
         }
         body = self._data(source, fields)
         header, rows = _table_answer(body)
-        return DataAnswer(header, rows, body, dict(outbound.build_query({**fields, "connection": source["connection"]})))
+        sent = outbound.build_query({**fields, "connection": source["connection"]})
+        return DataAnswer(header, rows, body, dict(sent))
 
     # --- calls ----------------------------------------------------------------------------------
 
@@ -222,8 +223,8 @@ class BiBuilder:
 
         ``failure_key`` is what the module reports instead of the transport key at this call site.
         """
-        response, error = outbound.call_connector(self.fake, source[endpoint], {**fields, "connection": source["connection"]},
-                                                  kind, self.fake.config.bi_timeout)
+        data = {**fields, "connection": source["connection"]}
+        response, error = outbound.call_connector(self.fake, source[endpoint], data, kind, self.fake.config.bi_timeout)
         if response is None or response.text in ("", "0"):
             key, reason = CANT_CONNECT, error or f"HTTP {response.status_code} with an empty body"
         elif response.status_code != 200:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -24,7 +23,6 @@ MAX_REDIRECTS = 5
 
 
 def post_form(fake, url: str, data: dict | list, kind: str, timeout: float, *,
-              success: Callable[[requests.Response], bool] | None = None,
               raise_errors: bool = False, **details) -> requests.Response | None:
     """POST ``data`` (nested dict, or ready pairs) and record the call.
 
@@ -42,8 +40,7 @@ def post_form(fake, url: str, data: dict | list, kind: str, timeout: float, *,
         if raise_errors:
             raise
         return None
-    judge = success or (lambda reply: 200 <= reply.status_code < 300)
-    entry.update(status=response.status_code, ok=judge(response), body=response.text[:4000])
+    entry.update(status=response.status_code, ok=200 <= response.status_code < 300, body=response.text[:4000])
     fake.state.record_call(entry)
     return response
 

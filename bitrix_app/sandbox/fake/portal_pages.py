@@ -95,15 +95,16 @@ def _main_area(fake, portal: Portal, user: User, view: str, placement_id: str | 
 def _bi_view(fake, portal: Portal, user: User) -> BiView:
     with fake.state.lock:
         connectors = [{"id": connector["id"], "title": connector["title"],
-                       "sources": [dict(source) for source in portal.sources.values()
-                                   if source["connectorId"] == connector["id"]]}
+                       "sources": [{key: source[key] for key in ("id", "title", "active")}
+                                   for source in portal.sources.values() if source["connectorId"] == connector["id"]]}
                       for connector in portal.connectors.values() if connector["appId"] == fake.state.main_client_id]
     view = BiView(connectors, search=request.args.get("search", ""))
     if not user.bi_access:
         view.error = BiBuilderError("ACCESS_DENIED", "no access to BI Builder")
         return view
     chosen = request.args.get("source", "")
-    view.source = next((source for item in connectors for source in item["sources"] if str(source["id"]) == chosen), None)
+    sources = [source for item in connectors for source in item["sources"]]
+    view.source = next((source for source in sources if str(source["id"]) == chosen), None)
     if view.source is None:
         return view
     try:
