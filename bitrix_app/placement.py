@@ -52,6 +52,7 @@ def open_tab():
             "placement": str(request.form.get("PLACEMENT") or "DEFAULT"),
             "placementOptions": _placement_options(request.form.get("PLACEMENT_OPTIONS")),
             "apiBase": url_for("api.list_connectors").rsplit("/", 1)[0],
+            "gateway": {"kinds": list(current_app.extensions["gateway"].settings.kinds)},
         },
     )
     return page, 200, _page_headers(user)

@@ -1,18 +1,24 @@
-"""`flask --app app portals list|show|refresh|rotate-keys`: installed portals and their token health (never token values)."""
+"""`flask --app app portals list|show|refresh|rotate-keys|sync-connectors`: installed portals, their token
+health (never token values) and the app's own BI Builder connectors on them."""
 from __future__ import annotations
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
+from ..gateway.connectors import sync_connectors
 from ..services.automation import (
     DEFAULT_REFRESH_AGE_DAYS,
     DEFAULT_WORKERS,
+    PortalOutcome,
+    failed_outcome,
     installed_member_ids,
     portal_history,
     portal_summaries,
     portal_summary,
     refresh_portals,
     rotate_token_keys,
+    run_for_portals,
 )
 from .output import bitrix, echo_json, fail, table
 
@@ -89,7 +95,7 @@ def refresh(chosen: tuple[str, ...], all_portals: bool, older_than: float, worke
 @portals.command("rotate-keys")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def rotate_keys(as_json: bool):
-    """Re-encrypt every stored token with the first key of TOKEN_ENCRYPTION_KEYS.
+    """Re-encrypt every stored token and database credential with the first key of TOKEN_ENCRYPTION_KEYS.
 
     Put the new key first (keep the old ones after it) in every process's configuration and
     restart them, then run this; afterwards the old keys can be removed. Safe to run again.
@@ -105,4 +111,41 @@ def rotate_keys(as_json: bool):
             click.echo(f"Cannot decrypt the {entry['token']} of portal {entry['member_id']} "
                        "with any configured key; left unchanged.", err=True)
     if report.unreadable:
+        raise SystemExit(1)
+
+
+@portals.command("sync-connectors")
+@click.option("--portal", "chosen", multiple=True, metavar="PORTAL", help="Member id or domain; repeatable.")
+@click.option("--all", "all_portals", is_flag=True, help="Every portal the app is installed on.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--workers", type=click.IntRange(1, 64), default=DEFAULT_WORKERS, show_default=True,
+              help="Portals handled at the same time (each still waits for its own rate limit).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def sync_connectors_command(chosen: tuple[str, ...], all_portals: bool, dry_run: bool, workers: int, as_json: bool):
+    """Make the app's own BI Builder connectors exist and match their definition on each portal.
+
+    Run it after changing APP_PUBLIC_URL or GATEWAY_KINDS: connectors get the new endpoint URLs
+    with biconnector.connector.update. Idempotent. Exits 1 if any portal failed.
+    """
+    if bool(chosen) == all_portals:
+        raise click.UsageError("Give either --portal (one or more) or --all.")
+    targets = list(chosen) or installed_member_ids(bitrix().session_factory)
+    settings = current_app.extensions["gateway"].settings
+
+    def sync(portal: str) -> PortalOutcome:
+        member_id = bitrix().portal(portal).member_id
+        outcomes = sync_connectors(bitrix(), settings, member_id, dry_run=dry_run)
+        return PortalOutcome(portal, "ok", detail={"connectors": [outcome.to_dict() for outcome in outcomes]})
+
+    results = {outcome.portal: outcome for outcome in run_for_portals(targets, sync, failed_outcome, workers)}
+    ordered = [results[portal] for portal in targets]
+    if as_json:
+        echo_json([{"portal": o.portal, "status": o.status, "reason": o.reason, **o.detail} for o in ordered])
+    else:
+        rows = [[o.portal, c["kind"], c["action"], c["connectorId"], ", ".join(c["changed"])]
+                for o in ordered if not o.failed for c in o.detail["connectors"]]
+        rows += [[o.portal, "-", "failed", "-", o.reason] for o in ordered if o.failed]
+        click.echo(table(["PORTAL", "KIND", "ACTION", "CONNECTOR", "CHANGED"], rows) if rows
+                   else "No installed portals.")
+    if any(outcome.failed for outcome in ordered):
         raise SystemExit(1)

@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from ..models import Portal, PortalHistory, PortalStatus, PortalToken
+from ..models import Database, Portal, PortalHistory, PortalStatus, PortalToken
 from .crypto import TokenCipher, TokenCipherError
 from .errors import BitrixError, PortalUnavailable
 from .tokens import as_utc, find_portal
@@ -233,6 +233,7 @@ STORED_TOKENS = (
     (Portal, "application_token_encrypted", "application token"),
     (PortalToken, "access_token_encrypted", "access token"),
     (PortalToken, "refresh_token_encrypted", "refresh token"),
+    (Database, "connection_encrypted", "database credentials"),
 )
 
 
@@ -269,7 +270,7 @@ def _stored_tokens_locked(session) -> Iterator[tuple[object, str, str]]:
     """(row, column, kind) for every stored token; rows locked for writing like TokenStore.refresh does."""
     if session.get_bind().dialect.name == "sqlite":
         session.execute(update(PortalToken).values(version=PortalToken.version))  # the write lock, up front
-    rows = {model: session.scalars(select(model).with_for_update()).all() for model in (Portal, PortalToken)}
+    rows = {model: session.scalars(select(model).with_for_update()).all() for model in (Portal, PortalToken, Database)}
     for model, column, kind in STORED_TOKENS:
         for row in rows[model]:
             yield row, column, kind
@@ -298,4 +299,8 @@ def _opens(cipher: TokenCipher, value: str) -> bool:
 
 
 def _member_id(row) -> str:
-    return row.member_id if isinstance(row, Portal) else row.portal.member_id
+    if isinstance(row, Portal):
+        return row.member_id
+    if isinstance(row, Database):
+        return f"portal #{row.portal_id}"
+    return row.portal.member_id

@@ -1,0 +1,325 @@
+"""Benchmark: the connector gateway's `urlData` from PostgreSQL, through the app under gunicorn.
+
+    .venv/bin/python bench/gateway.py [--rows 1000000] [--big-rows 3000000] [--rounds 3]
+
+Creates a throwaway PostgreSQL database (`gw_bench_<random>`) with a table of `--big-rows` rows
+x 10 columns of mixed types, starts the fake Bitrix24 in this process and the app under gunicorn
+(gthread, 1 worker, 4 threads; a SQLite app database migrated with `flask db upgrade`), installs
+the app on a fake portal and adds the bench database through the tab's API, as an administrator
+would. Then, in one run:
+
+1. Throughput, `--rounds` rounds, interleaved: the floor (psycopg `COPY (SELECT the 10 columns
+   ... LIMIT rows) TO STDOUT`, every byte read) next to the app (POST urlData with `limit` and
+   `select[0..9]`, the body streamed with requests). Median rows/s of each and their ratio.
+2. Memory: VmRSS of the gunicorn worker (not the master), sampled every 50 ms during every app
+   request, against the worker's RSS after a small warm-up request; the 3M-row request runs last.
+
+Every body is checked: header row, row count, 10 cells per row (the first one parsed as JSON in
+full, outside the timing). Prints a table and writes its section into bench/results.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bitrix_app.sandbox.fake import FakeBitrix24, phpform  # noqa: E402
+from bitrix_app.services.crypto import TokenCipher  # noqa: E402
+
+PG = "host=127.0.0.1 port=5432 user=postgres"
+COLUMNS = "id, qty, amount, rate, label, code, day, created_at, active, note"
+CLIENT_ID, CLIENT_SECRET = "app.bench.gateway", "bench-gateway-client-secret"
+SECTION = "## Connector gateway: urlData from PostgreSQL"
+GUNICORN = ["--worker-class", "gthread", "--workers", "1", "--threads", "4"]
+
+
+# --- setup --------------------------------------------------------------------------------------
+
+def create_database(name: str, rows: int) -> None:
+    with psycopg.connect(f"{PG} dbname=test", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(f"{PG} dbname={name}", autocommit=True) as db:
+        db.execute("""CREATE TABLE bench (id bigint, qty integer, amount numeric(12,2), rate double precision,
+                      label text, code varchar(32), day date, created_at timestamp, active boolean, note text)""")
+        db.execute("""INSERT INTO bench SELECT g, (g * 7919) %% 100000, ((g * 37) %% 10000000) / 100.0,
+                      g / 7.0, substr(md5(g::text), 1, 20), 'C-' || (g %% 1000), date '2020-01-01' + (g %% 2000)::int,
+                      timestamp '2020-01-01' + g * interval '17 seconds', g %% 3 = 0,
+                      CASE WHEN g %% 5 = 0 THEN NULL ELSE 'note ' || g END
+                      FROM generate_series(1::bigint, %s) AS g""", (rows,))
+        db.execute("VACUUM (FREEZE, ANALYZE) bench")
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(f"{PG} dbname=test", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_app(folder: str, fake_url: str, port: int, log) -> subprocess.Popen:
+    env = dict(os.environ, SECRET_KEY=secrets.token_hex(32), BITRIX_CLIENT_ID=CLIENT_ID,
+               BITRIX_CLIENT_SECRET=CLIENT_SECRET, TOKEN_ENCRYPTION_KEYS=TokenCipher.generate_key(),
+               APP_PUBLIC_URL=f"http://127.0.0.1:{port}", DATABASE_URL=f"sqlite:///{folder}/app.db",
+               BITRIX_OAUTH_SERVER=fake_url, BITRIX_ALLOW_INSECURE="1", GATEWAY_ALLOWED_NETWORKS="127.0.0.1/32",
+               GATEWAY_MAX_ROWS="5000000", GATEWAY_STATEMENT_TIMEOUT="300")
+    bin_ = Path(sys.executable).parent
+    subprocess.run([str(bin_ / "flask"), "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True,
+                   stdout=log, stderr=log)
+    return subprocess.Popen([str(bin_ / "gunicorn"), "app:app", *GUNICORN, "--bind", f"127.0.0.1:{port}"],
+                            cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+def worker_pid(master: subprocess.Popen, url: str) -> int:
+    """Wait until the app answers, then return the one worker's pid (the master's child)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if master.poll() is not None:
+            raise RuntimeError("gunicorn exited; see its log")
+        try:
+            if requests.get(f"{url}/gateway/x/check", timeout=2).status_code == 405:
+                children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
+                if len(children) == 1:
+                    return int(children[0])
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the app did not come up within 60 s")
+
+
+def add_bench_database(fake: FakeBitrix24, url: str, name: str) -> tuple[str, dict, dict]:
+    """Install the app, add the database through the tab's API → (urlData, settings, describe)."""
+    portal = fake.add_portal(domain="bench.bitrix24.test")
+    assert fake.install(portal).status_code == 200
+    fake.finish_install(portal)
+    page = fake.open_app(portal).text
+    token = re.search(r'<meta name="session-token" content="([^"]+)"', page).group(1)
+    answer = requests.post(f"{url}/api/databases", headers={"Authorization": f"Bearer {token}"}, timeout=60, json={
+        "title": "Bench", "kind": "postgresql", "host": "127.0.0.1", "port": 5432, "database": name,
+        "user": "postgres", "password": "", "tlsMode": "disable"})
+    assert answer.status_code == 201, answer.text
+    source = portal.sources[answer.json()["result"]["sourceId"]]
+    connector = portal.connectors[source["connectorId"]]
+    settings = {item["code"]: item["value"] for item in source["settings"]}
+
+    def call(endpoint, data):
+        reply = requests.post(connector[endpoint], data=phpform.encode({**data, "connection": settings}), timeout=60)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    table = next(entry["id"] for entry in call("urlTableList", {"searchString": ""}) if entry["title"] == "bench")
+    columns = call("urlTableDescription", {"table": table})
+    return connector["urlData"], settings, {"table": table, "select": [column["code"] for column in columns]}
+
+
+# --- measurements ---------------------------------------------------------------------------------
+
+def copy_floor(name: str, rows: int) -> tuple[float, int]:
+    with psycopg.connect(f"{PG} dbname={name}") as db, db.cursor() as cursor:
+        started = time.perf_counter()
+        size = lines = 0
+        with cursor.copy(f"COPY (SELECT {COLUMNS} FROM bench LIMIT {rows}) TO STDOUT") as copy:
+            for data in copy:
+                size += len(data)
+                lines += bytes(data).count(b"\n")
+        wall = time.perf_counter() - started
+    assert lines == rows, f"COPY gave {lines} rows, expected {rows}"
+    return wall, size
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.done = pid, 0, threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            self.peak = max(self.peak, rss_kb(self.pid))
+            self.done.wait(0.05)
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join()
+        return max(self.peak, rss_kb(self.pid))
+
+
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def app_request(url: str, settings: dict, query: dict, rows: int, pid: int, parse: bool = False):
+    """POST urlData, stream the body → (wall, bytes, peak RSS kB); checks the body afterwards."""
+    body = phpform.encode({**query, "limit": str(rows), "connection": settings})
+    sampler = RssSampler(pid)
+    sampler.start()
+    chunks, size = [], 0
+    started = time.perf_counter()
+    with requests.post(url, data=body, stream=True, timeout=600) as reply:
+        status = reply.status_code
+        for chunk in reply.iter_content(1 << 20):
+            chunks.append(chunk)
+            size += len(chunk)
+    wall = time.perf_counter() - started
+    peak = sampler.stop()
+    data = b"".join(chunks)
+    assert status == 200, f"urlData answered {status}: {data[:500]!r}"
+    assert data.startswith(b"[" + json.dumps(query["select"], ensure_ascii=False).encode() + b",["), data[:300]
+    assert data.endswith(b"]]"), f"the body does not end as a complete JSON array: {data[-300:]!r}"
+    assert data.count(b"],[") == rows, f"{data.count(b'],[')} rows in the body, expected {rows}"
+    if parse:
+        parsed = json.loads(data)
+        assert len(parsed) == rows + 1 and all(len(row) == len(query["select"]) for row in parsed), "bad shape"
+    return wall, size, peak
+
+
+# --- report -------------------------------------------------------------------------------------
+
+def machine() -> list[str]:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    memory = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal"))) / 1024 / 1024
+    with psycopg.connect(f"{PG} dbname=test") as db:
+        version = db.execute("SHOW server_version").fetchone()[0]
+        buffers = db.execute("SHOW shared_buffers").fetchone()[0]
+    from importlib.metadata import version as package
+    return [f"Linux {platform.release()}, {model}, {os.cpu_count()} vCPUs (nproc), {memory:.0f} GiB RAM",
+            f"Python {platform.python_version()}, gunicorn {package('gunicorn')}, psycopg {package('psycopg')}, "
+            f"SQLAlchemy {package('SQLAlchemy')}, requests {package('requests')}",
+            f"PostgreSQL {version} on the same machine (shared_buffers {buffers}); client, app and database "
+            f"share the {os.cpu_count()} vCPUs"]
+
+
+def write_section(path: Path, text: str) -> None:
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    start = current.find(SECTION)
+    if start >= 0:
+        following = current.find("\n## ", start + len(SECTION))
+        current = current[:start].rstrip() + ("\n\n" + current[following + 1:] if following >= 0 else "")
+    path.write_text(current.rstrip() + "\n\n" + text.rstrip() + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--big-rows", type=int, default=3_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output", default=str(Path(__file__).with_name("results.md")))
+    options = parser.parse_args()
+    name = f"gw_bench_{secrets.token_hex(4)}"
+    fake = master = None
+    with tempfile.TemporaryDirectory() as folder, open(Path(folder) / "app.log", "w+") as log:
+        try:
+            started_at = datetime.now(timezone.utc)
+            print(f"creating {name} with {options.big_rows:,} rows", file=sys.stderr)
+            create_database(name, max(options.rows, options.big_rows))
+            fake = FakeBitrix24(CLIENT_ID, CLIENT_SECRET)
+            fake.start()
+            port = free_port()
+            url = fake.app_url = f"http://127.0.0.1:{port}"
+            master = start_app(folder, fake.url, port, log)
+            pid = worker_pid(master, url)
+            data_url, settings, query = add_bench_database(fake, url, name)
+            app_request(data_url, settings, query, 1000, pid, parse=True)  # warm-up: imports, engine, catalog
+            copy_floor(name, options.big_rows)  # warm-up: the table into the page cache
+            baseline = rss_kb(pid)
+
+            floor, app, peaks = [], [], []
+            for number in range(options.rounds):
+                wall, copy_bytes = copy_floor(name, options.rows)
+                floor.append(options.rows / wall)
+                wall, app_bytes, peak = app_request(data_url, settings, query, options.rows, pid, parse=number == 0)
+                app.append(options.rows / wall)
+                peaks.append(peak)
+                print(f"round {number + 1}: COPY {floor[-1]:,.0f} rows/s, app {app[-1]:,.0f} rows/s, "
+                      f"worker peak {peak * 1024 / 1e6:.0f} MB", file=sys.stderr)
+            big_wall, big_bytes, big_peak = app_request(data_url, settings, query, options.big_rows, pid)
+            hwm = rss_kb(pid, "VmHWM")
+        except Exception:
+            log.seek(0)
+            print("--- app log (tail) ---\n" + "".join(log.readlines()[-40:]), file=sys.stderr)
+            raise
+        finally:
+            if master is not None:
+                master.terminate()
+                master.wait(timeout=30)
+            if fake is not None:
+                fake.stop()
+            drop_database(name)
+
+    mb = lambda kb: kb * 1024 / 1e6  # noqa: E731  (kB of /proc -> MB)
+    floor_rate, app_rate = statistics.median(floor), statistics.median(app)
+    ratio = app_rate / floor_rate
+    growth_1m, growth_big = mb(max(peaks) - baseline), mb(big_peak - baseline)
+    rows = [
+        ("COPY floor (psycopg `COPY (SELECT ...) TO STDOUT`)", f"{options.rows:,}", f"{floor_rate:,.0f}",
+         f"{options.rows / floor_rate:.2f} s", f"{copy_bytes / 1e6:.0f} MB (text)", "–",
+         ", ".join(f"{r:,.0f}" for r in floor)),
+        ("App: POST urlData under gunicorn", f"{options.rows:,}", f"{app_rate:,.0f}",
+         f"{options.rows / app_rate:.2f} s", f"{app_bytes / 1e6:.0f} MB (JSON)",
+         f"{mb(max(peaks)):.0f} MB (+{growth_1m:.0f})", ", ".join(f"{r:,.0f}" for r in app)),
+        ("App: POST urlData under gunicorn", f"{options.big_rows:,}", f"{options.big_rows / big_wall:,.0f}",
+         f"{big_wall:.2f} s", f"{big_bytes / 1e6:.0f} MB (JSON)", f"{mb(big_peak):.0f} MB (+{growth_big:.0f})",
+         "one request"),
+    ]
+    table = ["| Reader | Rows | Rows/s (median) | Wall | Body | Worker peak RSS (growth) | Each round, rows/s |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    table += ["| " + " | ".join(row) + " |" for row in rows]
+    met = lambda ok: "met" if ok else "**missed**"  # noqa: E731
+    targets = [
+        f"- Throughput ≥ 0.5 × the COPY floor: app/floor = **{ratio:.2f}** ({met(ratio >= 0.5)}).",
+        f"- Worker RSS growth ≤ 100 MB: +{growth_1m:.0f} MB at {options.rows:,} rows, +{growth_big:.0f} MB at "
+        f"{options.big_rows:,} rows ({met(max(growth_1m, growth_big) <= 100)}).",
+        f"- Growth independent of the row count: {growth_big - growth_1m:+.0f} MB between {options.rows:,} and "
+        f"{options.big_rows:,} rows ({met(abs(growth_big - growth_1m) <= 10)}; tolerance ±10 MB).",
+    ]
+    command = f".venv/bin/python bench/gateway.py --rows {options.rows} --big-rows {options.big_rows} " \
+              f"--rounds {options.rounds}"
+    section = "\n".join([
+        SECTION, "", f"Run {started_at:%Y-%m-%d %H:%M} UTC: `{command}`", "",
+        *[f"- Machine: {line}" if n == 0 else f"- {line}" for n, line in enumerate(machine())],
+        f"- Table: {max(options.rows, options.big_rows):,} rows × 10 columns (bigint, integer, numeric(12,2), "
+        "double precision, text of 20 chars, varchar, date, timestamp, boolean, text with 20 % NULL), "
+        "no index, vacuumed, in the page cache (a full COPY before measuring).",
+        f"- App: `gunicorn app:app {' '.join(GUNICORN)}`, production config (`app.py`), SQLite app database, "
+        "GATEWAY_MAX_ROWS=5000000, GATEWAY_STATEMENT_TIMEOUT=300; the fake Bitrix24 runs in the benchmark's "
+        "process; the bench database was added through `POST /api/databases`.",
+        f"- Request: urlData with `limit` and `select[0..9]` = all 10 columns, body streamed with requests "
+        "(`iter_content(1 MiB)`), checked afterwards (header, row count; round 1 fully parsed as JSON). "
+        f"{options.rounds} round(s), COPY and app interleaved; rows/s is the median, every round shown.",
+        f"- RSS: VmRSS of the gunicorn worker sampled every 50 ms; growth against {mb(baseline):.0f} MB "
+        f"after a 1,000-row warm-up request; the {options.big_rows:,}-row request ran last. "
+        f"VmHWM at the end: {mb(hwm):.0f} MB (1 MB = 10^6 bytes).",
+        "", *table, "", "Targets:", "", *targets, "",
+    ])
+    print(section)
+    write_section(Path(options.output), section)
+    print(f"written to {options.output}")
+
+
+if __name__ == "__main__":
+    main()
