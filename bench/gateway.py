@@ -171,12 +171,19 @@ def rss_kb(pid: int, field: str = "VmRSS") -> int:
     raise RuntimeError(f"no {field} for {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def app_request(url: str, settings: dict, query: dict, rows: int, pid: int, parse: bool = False):
-    """POST urlData, stream the body → (wall, bytes, peak RSS kB); checks the body afterwards."""
+    """POST urlData, stream the body → (wall, bytes, peak RSS kB, worker CPU s); checks the body."""
     body = phpform.encode({**query, "limit": str(rows), "connection": settings})
     sampler = RssSampler(pid)
     sampler.start()
     chunks, size = [], 0
+    cpu = cpu_seconds(pid)
     started = time.perf_counter()
     with requests.post(url, data=body, stream=True, timeout=600) as reply:
         status = reply.status_code
@@ -184,6 +191,7 @@ def app_request(url: str, settings: dict, query: dict, rows: int, pid: int, pars
             chunks.append(chunk)
             size += len(chunk)
     wall = time.perf_counter() - started
+    cpu = cpu_seconds(pid) - cpu
     peak = sampler.stop()
     data = b"".join(chunks)
     assert status == 200, f"urlData answered {status}: {data[:500]!r}"
@@ -193,7 +201,7 @@ def app_request(url: str, settings: dict, query: dict, rows: int, pid: int, pars
     if parse:
         parsed = json.loads(data)
         assert len(parsed) == rows + 1 and all(len(row) == len(query["select"]) for row in parsed), "bad shape"
-    return wall, size, peak
+    return wall, size, peak, cpu
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -248,16 +256,18 @@ def main() -> None:
             copy_floor(name, options.big_rows)  # warm-up: the table into the page cache
             baseline = rss_kb(pid)
 
-            floor, app, peaks = [], [], []
+            floor, app, peaks, cpus = [], [], [], []
             for number in range(options.rounds):
                 wall, copy_bytes = copy_floor(name, options.rows)
                 floor.append(options.rows / wall)
-                wall, app_bytes, peak = app_request(data_url, settings, query, options.rows, pid, parse=number == 0)
+                wall, app_bytes, peak, cpu = app_request(data_url, settings, query, options.rows, pid,
+                                                         parse=number == 0)
                 app.append(options.rows / wall)
                 peaks.append(peak)
+                cpus.append(cpu / wall)
                 print(f"round {number + 1}: COPY {floor[-1]:,.0f} rows/s, app {app[-1]:,.0f} rows/s, "
-                      f"worker peak {peak * 1024 / 1e6:.0f} MB", file=sys.stderr)
-            big_wall, big_bytes, big_peak = app_request(data_url, settings, query, options.big_rows, pid)
+                      f"worker peak {peak * 1024 / 1e6:.0f} MB, worker CPU {cpus[-1]:.0%} of wall", file=sys.stderr)
+            big_wall, big_bytes, big_peak, big_cpu = app_request(data_url, settings, query, options.big_rows, pid)
             hwm = rss_kb(pid, "VmHWM")
         except Exception:
             log.seek(0)
@@ -277,17 +287,17 @@ def main() -> None:
     growth_1m, growth_big = mb(max(peaks) - baseline), mb(big_peak - baseline)
     rows = [
         ("COPY floor (psycopg `COPY (SELECT ...) TO STDOUT`)", f"{options.rows:,}", f"{floor_rate:,.0f}",
-         f"{options.rows / floor_rate:.2f} s", f"{copy_bytes / 1e6:.0f} MB (text)", "–",
+         f"{options.rows / floor_rate:.2f} s", f"{copy_bytes / 1e6:.0f} MB (text)", "–", "–",
          ", ".join(f"{r:,.0f}" for r in floor)),
         ("App: POST urlData under gunicorn", f"{options.rows:,}", f"{app_rate:,.0f}",
          f"{options.rows / app_rate:.2f} s", f"{app_bytes / 1e6:.0f} MB (JSON)",
-         f"{mb(max(peaks)):.0f} MB (+{growth_1m:.0f})", ", ".join(f"{r:,.0f}" for r in app)),
+         f"{mb(max(peaks)):.0f} MB (+{growth_1m:.0f})", f"{statistics.median(cpus):.0%}", ", ".join(f"{r:,.0f}" for r in app)),
         ("App: POST urlData under gunicorn", f"{options.big_rows:,}", f"{options.big_rows / big_wall:,.0f}",
          f"{big_wall:.2f} s", f"{big_bytes / 1e6:.0f} MB (JSON)", f"{mb(big_peak):.0f} MB (+{growth_big:.0f})",
-         "one request"),
+         f"{big_cpu / big_wall:.0%}", "one request"),
     ]
-    table = ["| Reader | Rows | Rows/s (median) | Wall | Body | Worker peak RSS (growth) | Each round, rows/s |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    table = ["| Reader | Rows | Rows/s (median) | Wall | Body | Worker peak RSS (growth) | Worker CPU / wall "
+             "| Each round, rows/s |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     table += ["| " + " | ".join(row) + " |" for row in rows]
     met = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     targets = [

@@ -170,6 +170,12 @@ class TabApi:
     def put(self, path: str, json=None, **kwargs):
         return self.client.put("/api" + path, json=json, headers=self.headers, **kwargs)
 
+    def patch(self, path: str, json=None, **kwargs):
+        return self.client.patch("/api" + path, json=json, headers=self.headers, **kwargs)
+
+    def delete(self, path: str, **kwargs):
+        return self.client.delete("/api" + path, headers=self.headers, **kwargs)
+
 
 def session_token_in(page_html: str) -> str:
     import re
