@@ -35,7 +35,7 @@ def all_commands(group: click.Group, path=()):
 
 
 def test_every_command_has_help(app, runner):
-    paths = [p for p in all_commands(app.cli) if p[0] in {"portals", "connectors", "sources", "plan"}]
+    paths = [p for p in all_commands(app.cli) if p[0] in {"portals", "connectors", "sources", "databases", "plan"}]
     assert len(paths) >= 13
     for path in paths:
         result = invoke(runner, *path, "--help")
@@ -279,3 +279,48 @@ def test_update_with_broken_json_is_a_usage_error(runner, demo):
     result = invoke(runner, "sources", "update", demo["source_ids"][0], "{not json", "--portal", "alpha.bitrix24.test")
     assert result.exit_code == 2
     assert "not valid JSON" in result.output
+
+
+# --- the connector gateway: databases and our own connectors ---------------------------------------
+
+def test_databases_add_list_check_update_delete(runner, installed_portal, gateway_sqlite_dir, monkeypatch):
+    from bitrix_app.sandbox.demo_data import create_demo_database
+
+    create_demo_database(gateway_sqlite_dir / "cli-demo.db")
+    portal = installed_portal.domain
+    added = invoke(runner, "databases", "add", '{"title": "Demo", "kind": "sqlite", "database": "cli-demo.db"}',
+                   "--portal", portal, "--json")
+    assert added.exit_code == 0, added.output
+    database_id = json.loads(added.output)["id"]
+    listed = invoke(runner, "databases", "list", "--portal", portal)
+    assert "Demo" in listed.output and "cli-demo.db" in listed.output
+    checked = invoke(runner, "databases", "check", database_id, "--portal", portal)
+    assert checked.exit_code == 0 and "connection OK" in checked.output
+    monkeypatch.setenv("PLAN_TITLE", "Demo, renamed")
+    updated = invoke(runner, "databases", "update", database_id, '{"title": "${PLAN_TITLE}"}', "--portal", portal)
+    assert updated.exit_code == 0 and "title" in updated.output
+    deleted = invoke(runner, "databases", "delete", database_id, "--portal", portal, "--yes")
+    assert deleted.exit_code == 0 and not installed_portal.sources
+
+
+def test_databases_add_explains_a_refused_connection(runner, installed_portal):
+    result = invoke(runner, "databases", "add", '{"title": "X", "kind": "sqlite", "database": "missing.db"}',
+                    "--portal", installed_portal.domain)
+    assert result.exit_code == 1
+    assert "No SQLite file" in result.output
+
+
+def test_sync_connectors_dry_run_then_for_real(runner, installed_portal, app, fake):
+    from bitrix_app.gateway.connectors import definition  # noqa: F401  (the definitions the sync compares with)
+
+    victim = next(item for item in installed_portal.connectors.values() if "/gateway/" in item["urlCheck"])
+    victim["title"] = "Changed on the portal"
+    dry = invoke(runner, "portals", "sync-connectors", "--all", "--dry-run")
+    assert dry.exit_code == 0 and "would-update" in dry.output
+    assert victim["title"] == "Changed on the portal"
+    real = invoke(runner, "portals", "sync-connectors", "--portal", installed_portal.domain, "--json")
+    assert real.exit_code == 0
+    actions = [item["action"] for item in json.loads(real.output)[0]["connectors"]]
+    assert sorted(actions) == ["unchanged", "unchanged", "updated"]
+    assert victim["title"] != "Changed on the portal"
+    assert invoke(runner, "portals", "sync-connectors").exit_code == 2

@@ -129,12 +129,12 @@ def sync_connectors_command(chosen: tuple[str, ...], all_portals: bool, dry_run:
     """
     if bool(chosen) == all_portals:
         raise click.UsageError("Give either --portal (one or more) or --all.")
-    targets = list(chosen) or installed_member_ids(bitrix().session_factory)
+    shared = bitrix()  # worker threads have no app context
+    targets = list(chosen) or installed_member_ids(shared.session_factory)
     settings = current_app.extensions["gateway"].settings
 
     def sync(portal: str) -> PortalOutcome:
-        member_id = bitrix().portal(portal).member_id
-        outcomes = sync_connectors(bitrix(), settings, member_id, dry_run=dry_run)
+        outcomes = sync_connectors(shared, settings, shared.portal(portal).member_id, dry_run=dry_run)
         return PortalOutcome(portal, "ok", detail={"connectors": [outcome.to_dict() for outcome in outcomes]})
 
     results = {outcome.portal: outcome for outcome in run_for_portals(targets, sync, failed_outcome, workers)}
