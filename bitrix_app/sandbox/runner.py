@@ -22,6 +22,9 @@ PRODUCTION_MARKERS = ("BITRIX_CLIENT_SECRET", "TOKEN_ENCRYPTION_KEYS", "DATABASE
 DEFAULT_APP_PORT = 5000
 DEFAULT_PORTAL_PORT = 5001
 SANDBOX_DB = Path(__file__).resolve().parents[2] / "instance" / "sandbox.db"
+SANDBOX_DATA = SANDBOX_DB.parent / "sandbox-data"  # GATEWAY_SQLITE_DIR: the demo database lives here
+DEMO_DATABASE = {"title": "Demo sales (SQLite)", "kind": "sqlite", "database": "demo.db",
+                 "description": "Companies, products and two years of deals, generated at start."}
 
 
 def _port(name: str, default: int) -> int:
@@ -51,6 +54,9 @@ def sandbox_overrides() -> dict:
         "APP_PUBLIC_URL": f"http://127.0.0.1:{app_port}",
         "BITRIX_OAUTH_SERVER": portal_url,
         "BITRIX_JS_SDK_URL": f"{portal_url}/bx24.js",
+        "GATEWAY_KINDS": "sqlite,postgresql,mysql",
+        "GATEWAY_SQLITE_DIR": str(SANDBOX_DATA),
+        "GATEWAY_ALLOWED_NETWORKS": "127.0.0.1/32",  # local databases may be added in the sandbox
         "SANDBOX_APP_PORT": app_port,
         "SANDBOX_PORTAL_PORT": portal_port,
     }
@@ -72,8 +78,23 @@ def start_fake_portal(config: dict):
     fake.start(host="127.0.0.1", port=config["SANDBOX_PORTAL_PORT"])
     portal = fake.add_portal(domain="demo.bitrix24.test")
     portal.add_user(name="Olga Reader", admin=False, bi_access=True)
-    fake.seed_demo(portal)
     return fake, portal
+
+
+def install_with_demo_database(app, fake, portal) -> dict:
+    """Install the app on the fake portal (its connectors get registered) and add the demo
+    database, so the portal's BI Builder page shows data at once."""
+    from ..gateway.databases import DatabaseService
+    from ..services.session_tokens import TabSession
+    from .demo_data import create_demo_database
+
+    create_demo_database(SANDBOX_DATA / DEMO_DATABASE["database"])
+    response = fake.install(portal)
+    if response.status_code != 200:
+        raise click.ClickException(f"Installing the app on the fake portal failed: {response.text[:300]}")
+    fake.finish_install(portal)
+    session = TabSession(member_id=portal.member_id, user_id=portal.admin.id, is_admin=True, can_edit=True)
+    return DatabaseService(app.extensions["bitrix"], app.extensions["gateway"], session).add(DEMO_DATABASE)
 
 
 @click.command("sandbox")
@@ -94,9 +115,12 @@ def sandbox_command():
     fake, portal = start_fake_portal(app.config)
     server = make_server("127.0.0.1", app.config["SANDBOX_APP_PORT"], app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    click.echo(f"App:    {app.config['APP_PUBLIC_URL']}")
-    click.echo(f"Portal: {portal.page_url}   (administrator; add ?user=2 for a non-admin user)")
-    click.echo(f"Open {portal.page_url} in a browser to install the app and use its tab. Ctrl+C stops.")
+    demo = install_with_demo_database(app, fake, portal)
+    click.echo(f"Portal:     {portal.page_url}?view=app   (the app's tab, as the administrator; "
+               "&user=2 for a non-admin user)")
+    click.echo(f"BI Builder: {portal.page_url}?view=bi&source={demo['sourceId']}   "
+               "(the demo database through the app's connector)")
+    click.echo(f"Open {portal.page_url}?view=app in a browser. Ctrl+C stops.")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -15,7 +15,8 @@
 
   var LIMITS = { title: 512, url: 2048, settingName: 512, settingCode: 512, logoBytes: 512 * 1024 };
   var URL_FIELDS = ["urlCheck", "urlTableList", "urlTableDescription", "urlData"];
-  var state = { connectors: [], sources: [], connector: null, source: null };
+  var state = { connectors: [], sources: [], connector: null, source: null, databases: [], database: null,
+                returnFocus: null };
 
   function $(selector, root) { return (root || document).querySelector(selector); }
   function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
@@ -137,13 +138,26 @@
       state.connectors = results[0];
       state.sources = results[1];
       renderList();
-    }).catch(function (error) {
-      list.textContent = "";
-      list.appendChild(element("p", "list-error", error.message));
-      list.appendChild(element("p", "muted", T.error_code + ": " + error.code));
-      list.setAttribute("aria-busy", "false");
-      fitWindow();
-    });
+    }).catch(function (error) { showListError(list, error); });
+  }
+
+  function showListError(list, error) {
+    list.textContent = "";
+    list.appendChild(element("p", "list-error", error.message));
+    list.appendChild(element("p", "muted", T.error_code + ": " + error.code));
+    list.setAttribute("aria-busy", "false");
+    fitWindow();
+  }
+
+  function backToList() {
+    showView("list-view");
+    restoreFocus();
+  }
+
+  function restoreFocus() {
+    var target = state.returnFocus && state.returnFocus();
+    state.returnFocus = null;
+    if (target) { target.focus(); }
   }
 
   function bySortThenTitle(a, b) {
@@ -245,12 +259,12 @@
     $all("[data-edit-only]", form.parentNode).forEach(function (node) { node.hidden = !canEdit; });
   }
 
-  function setSaving(form, saving) {
+  function setSaving(form, saving, label) {
     var submit = $('button[type="submit"]', form);
     form.setAttribute("aria-busy", saving ? "true" : "false");
     if (submit) {
       submit.disabled = saving;
-      submit.textContent = saving ? T.saving : submit.getAttribute("data-label");
+      submit.textContent = saving ? (label || T.saving) : submit.getAttribute("data-label");
     }
   }
 
@@ -619,7 +633,7 @@
 
   function wire() {
     $all('[data-action="back"]').forEach(function (node) {
-      node.addEventListener("click", function () { notifyClear(); showView("list-view"); });
+      node.addEventListener("click", function () { notifyClear(); backToList(); });
     });
     connectorForm.addEventListener("submit", saveConnector);
     sourceForm.addEventListener("submit", saveSource);
@@ -631,6 +645,7 @@
     $("#c-logo-file").addEventListener("change", onLogoFile);
     if ($("#editor-form")) { $("#editor-form").addEventListener("submit", onAddEditor); }
     if ($("#reauth-button")) { $("#reauth-button").addEventListener("click", onReauth); }
+    wireDatabases();
     if (window.ResizeObserver) { new ResizeObserver(fitWindow).observe(document.body); }
   }
 
@@ -639,6 +654,7 @@
     var sdk = document.getElementById("bx24-sdk");
     if (window.BX24) { initBX24(); } else if (sdk) { sdk.addEventListener("load", initBX24); }
     loadList();
+    loadDatabases();
     loadEditors();
   }
 

@@ -38,9 +38,12 @@ def test_sandbox_serves_the_portal_and_the_app(tmp_path):
         assert f"http://127.0.0.1:{portal_port}/demo.bitrix24.test/" in output, output
 
         assert requests.get(f"http://127.0.0.1:{app_port}/healthz", timeout=10).json()["status"] == "ok"
-        page = requests.get(f"http://127.0.0.1:{portal_port}/demo.bitrix24.test/", timeout=10)
+        page = requests.get(f"http://127.0.0.1:{portal_port}/demo.bitrix24.test/?view=app", timeout=10)
         assert page.status_code == 200
-        assert f"http://127.0.0.1:{app_port}/install" in page.text  # the installer form posts to our app
+        assert f"http://127.0.0.1:{app_port}/app" in page.text  # installed: the tab's form posts to our app
+        bi_url = next(line.split()[2] for line in lines if line.startswith("BI Builder:"))
+        bi = requests.get(bi_url, timeout=30)
+        assert bi.status_code == 200 and "deals" in bi.text and "companies" in bi.text
     finally:
         process.terminate()
         process.wait(timeout=30)
