@@ -556,6 +556,473 @@
 
   function notifyClear() { $("#notice").hidden = true; }
 
+  // --- databases (served through the connector gateway) --------------------------------------
+
+  // Brand names, the same in every language; the server says which kinds it serves.
+  var KINDS = {
+    postgresql: { label: "PostgreSQL", port: 5432, server: true, schema: "public",
+                  tls: ["prefer", "require", "verify-full", "disable"] },
+    mysql: { label: "MySQL / MariaDB", port: 3306, server: true, schema: "",
+             tls: ["prefer", "require", "verify-ca", "disable"] },
+    sqlite: { label: "SQLite", port: null, server: false, schema: "", tls: [] }
+  };
+  var DEFAULT_KINDS = ["postgresql", "mysql"];
+  var SERVER_FIELDS = ["tlsMode", "host", "port", "user", "password"];
+  // Which fields a failed connection test (HTTP 422) points at.
+  var CONNECTION_FIELDS_FOR = {
+    AUTH_FAILED: ["user", "password"],
+    HOST_UNREACHABLE: ["host", "port"],
+    HOST_NOT_RESOLVED: ["host"],
+    ADDRESS_NOT_ALLOWED: ["host"],
+    TIMEOUT: ["host", "port"],
+    TLS_FAILED: ["tlsMode"],
+    DATABASE_NOT_FOUND: ["database"],
+    SQLITE_FILE_MISSING: ["database"],
+    PERMISSION_DENIED: ["user", "schema", "tables"],
+    QUERY_FAILED: ["schema", "tables", "savedQueries"]
+  };
+
+  var databaseForm = $("#database-form");
+  var queryRowCount = 0;
+
+  function offeredKinds() {
+    var kinds = config.gateway && Array.isArray(config.gateway.kinds) ? config.gateway.kinds : DEFAULT_KINDS;
+    return kinds.filter(function (name) { return Object.prototype.hasOwnProperty.call(KINDS, name); });
+  }
+
+  function kindOf(name) { return KINDS[name] || KINDS.postgresql; }
+
+  function kindLabel(name) { return KINDS[name] ? KINDS[name].label : String(name); }
+
+  function loadDatabases() {
+    var list = $("#database-list");
+    if (!list) { return Promise.resolve(); }
+    list.setAttribute("aria-busy", "true");
+    return api("GET", "/databases").then(function (items) {
+      state.databases = items;
+      renderDatabases();
+    }).catch(function (error) { showListError(list, error); });
+  }
+
+  function mayAddDatabases() { return canEdit && offeredKinds().length > 0; }
+
+  function renderDatabases() {
+    var list = $("#database-list");
+    list.textContent = "";
+    list.setAttribute("aria-busy", "false");
+    if ($("#database-add")) { $("#database-add").hidden = !state.databases.length || !mayAddDatabases(); }
+    if (!state.databases.length) {
+      list.appendChild(databasesEmpty());
+    } else {
+      var items = element("ul", "database-items");
+      state.databases.forEach(function (database) { items.appendChild(databaseItem(database)); });
+      list.appendChild(items);
+    }
+    fitWindow();
+  }
+
+  function databasesEmpty() {
+    var box = element("div", "empty-state");
+    if (!mayAddDatabases()) {
+      box.appendChild(element("p", "empty", T.databases_empty_reader));
+      return box;
+    }
+    box.appendChild(element("p", "empty", T.databases_empty));
+    var add = button(T.database_add, openNewDatabase, "button primary small");
+    add.setAttribute("data-action", "add-database");
+    box.appendChild(add);
+    return box;
+  }
+
+  function databaseWhere(database) {
+    var where = database.database || "";
+    if (kindOf(database.kind).server) {
+      where = (database.host || "") + (database.port ? ":" + database.port : "") + "/" + where;
+    }
+    return database.sourceId ? where + " · " + format(T.source_id, { id: database.sourceId }) : where;
+  }
+
+  function databaseItem(database) {
+    var item = element("li", "database-item");
+    item.setAttribute("data-database-id", database.id);
+    var main = element("div", "database-main");
+    var head = element("div", "database-head");
+    head.appendChild(element("h3", "database-title", database.title));
+    head.appendChild(element("span", "badge badge-kind", kindLabel(database.kind)));
+    main.appendChild(head);
+    main.appendChild(element("p", "muted small database-where", databaseWhere(database)));
+    if (database.description) { main.appendChild(element("p", "card-description", database.description)); }
+    var status = element("p", "database-status");
+    status.setAttribute("role", "status");
+    main.appendChild(status);
+    item.appendChild(main);
+    item.appendChild(databaseActions(database, item));
+    return item;
+  }
+
+  function named(node, action, template, database) {
+    node.setAttribute("data-action", action);
+    node.setAttribute("aria-label", format(template, { title: database.title }));
+    return node;
+  }
+
+  function databaseActions(database, item) {
+    var actions = element("div", "database-actions");
+    actions.appendChild(named(button(canEdit ? T.edit : T.view, function () { openDatabase(database.id); }),
+      "open-database", canEdit ? T.database_edit_aria : T.database_view_aria, database));
+    if (!canEdit) { return actions; }  // testing and deleting need edit rights
+    var test = named(button(T.database_test, function () { checkDatabase(database, item, test); }),
+      "test-database", T.database_test_aria, database);
+    var remove = named(button(T.database_delete, function () { askDelete(database, item, remove); },
+      "button link danger small"), "delete-database", T.database_delete_aria, database);
+    actions.appendChild(test);
+    actions.appendChild(remove);
+    return actions;
+  }
+
+  function setStatus(item, kind, message, code) {
+    var status = $(".database-status", item);
+    status.className = "database-status status-" + kind;
+    status.textContent = message;
+    if (code) { status.appendChild(element("span", "notice-code", " " + T.error_code + ": " + code)); }
+    fitWindow();
+  }
+
+  function checkDatabase(database, item, test) {
+    if (test.getAttribute("aria-disabled") === "true") { return; }
+    test.setAttribute("aria-disabled", "true");
+    setStatus(item, "pending", T.database_testing);
+    api("POST", "/databases/" + database.id + "/check").then(function (result) {
+      if (result.ok) {
+        setStatus(item, "ok", result.tables === 1 ? T.database_check_ok_one : format(T.database_check_ok, { n: result.tables }));
+      } else {
+        setStatus(item, "error", result.message, result.code);
+      }
+    }).catch(function (error) {
+      setStatus(item, "error", error.message || T.network_error, error.code);
+    }).then(function () { test.removeAttribute("aria-disabled"); });
+  }
+
+  // Deleting asks once more in place: "Delete" turns into "Delete for good" and "Keep".
+  function askDelete(database, item, remove) {
+    var box = element("span", "delete-confirm");
+    box.appendChild(element("span", "small", T.database_delete_note));
+    var sure = named(button(T.database_delete_confirm, function () { deleteDatabase(database, item, box, remove); },
+      "button danger small"), "confirm-delete", T.database_delete_confirm_aria, database);
+    var keep = named(button(T.database_keep, function () { cancelDelete(box, remove); }),
+      "keep-database", T.database_keep_aria, database);
+    box.appendChild(sure);
+    box.appendChild(keep);
+    remove.hidden = true;
+    remove.parentNode.appendChild(box);
+    sure.focus();
+    fitWindow();
+  }
+
+  function cancelDelete(box, remove) {
+    box.parentNode.removeChild(box);
+    remove.hidden = false;
+    remove.focus();
+    fitWindow();
+  }
+
+  function deleteDatabase(database, item, box, remove) {
+    $all("button", box).forEach(function (node) { node.disabled = true; });
+    $('[data-action="confirm-delete"]', box).textContent = T.database_deleting;
+    api("DELETE", "/databases/" + database.id).then(function () {
+      notify("success", format(T.database_deleted, { title: database.title }));
+      return loadDatabases().then(focusDatabases);
+    }, function (error) {
+      cancelDelete(box, remove);
+      setStatus(item, "error", error.message || T.network_error, error.code);
+    });
+  }
+
+  function databaseButton(id) {
+    return $('#database-list [data-database-id="' + id + '"] [data-action="open-database"]');
+  }
+
+  function focusDatabases() {
+    var target = $('#database-list [data-action="open-database"]') || $('#database-list [data-action="add-database"]');
+    (target || $("#databases-heading")).focus();
+  }
+
+  // --- database editor -----------------------------------------------------------------------
+
+  function openNewDatabase() {
+    notifyClear();
+    fillDatabase(null);
+    state.returnFocus = function () {
+      var add = $("#database-add");
+      return add && !add.hidden ? add : $('#database-list [data-action="add-database"]');
+    };
+    showView("database-editor");
+    focusEditor();
+  }
+
+  function openDatabase(id) {
+    notifyClear();
+    api("GET", "/databases/" + id).then(function (database) {
+      fillDatabase(database);
+      state.returnFocus = function () { return databaseButton(id); };
+      showView("database-editor");
+      focusEditor();
+    }).catch(notifyError);
+  }
+
+  function focusEditor() {
+    var first = state.database ? databaseForm.elements.title : databaseForm.elements.kind;
+    if (!first.disabled) { first.focus(); return; }
+    var heading = $("#database-editor h2");
+    heading.tabIndex = -1;
+    heading.focus();
+  }
+
+  function fillDatabase(database) {
+    var values = database || { kind: offeredKinds()[0] || "postgresql" };
+    var elements = databaseForm.elements;
+    state.database = database;
+    clearErrors(databaseForm);
+    $('#database-editor [data-bind="heading"]').textContent = database ? database.title : T.database_new;
+    fillKinds(values.kind);
+    ["title", "description", "host", "database", "user", "schema"].forEach(function (name) {
+      elements[name].value = values[name] || "";
+    });
+    elements.port.value = values.port || "";
+    elements.password.value = "";
+    elements.password.placeholder = database && database.passwordSet ? T.password_unchanged : "";
+    elements.tables.value = (values.tables || []).join("\n");
+    elements.rotateSecret.checked = false;
+    $("#query-rows").textContent = "";
+    (values.savedQueries || []).forEach(addQueryRow);
+    applyKind(values.tlsMode);
+    setDatabaseReadOnly();
+    fitWindow();
+  }
+
+  function setDatabaseReadOnly() {
+    setReadOnly(databaseForm);
+    databaseForm.elements.kind.disabled = !canEdit || Boolean(state.database);  // the kind never changes
+    $('[data-field="rotateSecret"]', databaseForm).hidden = !canEdit || !state.database;
+  }
+
+  function fillSelect(select, values, labelOf, chosen) {
+    select.textContent = "";
+    values.forEach(function (value) {
+      var option = element("option", null, labelOf(value));
+      option.value = value;
+      select.appendChild(option);
+    });
+    select.value = values.indexOf(chosen) >= 0 ? chosen : values[0];
+  }
+
+  function fillKinds(chosen) {
+    var kinds = offeredKinds();
+    if (chosen && kinds.indexOf(chosen) < 0) { kinds = kinds.concat([chosen]); }  // no longer offered, still stored
+    fillSelect(databaseForm.elements.kind, kinds, kindLabel, chosen);
+  }
+
+  function tlsLabel(mode) { return T["tls_" + mode.replace(/-/g, "_")] || mode; }
+
+  // Shows the fields the chosen kind has; `tlsMode` is the mode to select if the kind offers it.
+  function applyKind(tlsMode) {
+    var elements = databaseForm.elements;
+    var kind = kindOf(elements.kind.value);
+    $all("[data-server]", databaseForm).forEach(function (box) { box.hidden = !kind.server; });
+    fillSelect(elements.tlsMode, kind.tls, tlsLabel, tlsMode);
+    $('[data-bind="database-label"]', databaseForm).textContent = kind.server ? T.field_database : T.field_file;
+    $("#d-database-hint").hidden = kind.server;
+    if (kind.server) { elements.database.removeAttribute("aria-describedby"); }
+    else { elements.database.setAttribute("aria-describedby", "d-database-hint"); }
+    elements.port.placeholder = kind.port ? String(kind.port) : "";
+    elements.schema.placeholder = kind.schema;
+    fitWindow();
+  }
+
+  function addQueryRow(query) {
+    var row = document.importNode($("#query-row-template").content, true).firstElementChild;
+    queryRowCount += 1;
+    $all("[data-for]", row).forEach(function (node) {
+      var id = "d-query-" + queryRowCount + "-" + node.getAttribute("data-for");
+      if (node.tagName === "LABEL") { node.htmlFor = id; } else { node.id = id; }
+    });
+    $('[name="query-title"]', row).value = query.title || "";
+    $('[name="query-sql"]', row).value = query.sql || "";
+    if (query.code) { row.setAttribute("data-code", query.code); }  // keeps the table's code in BI Builder
+    $("#query-rows").appendChild(row);
+    renumberQueries();
+    setDatabaseReadOnly();
+    fitWindow();
+    return row;
+  }
+
+  // Row boxes carry the API's field names (savedQueries[0].sql), so errors land next to them.
+  function renumberQueries() {
+    $all("#query-rows > li").forEach(function (row, index) {
+      $all("[data-part]", row).forEach(function (box) {
+        box.setAttribute("data-field", "savedQueries[" + index + "]." + box.getAttribute("data-part"));
+      });
+      var remove = $('[data-action="remove-query"]', row);
+      remove.setAttribute("aria-label", format(T.query_remove, { n: index + 1 }));
+      remove.title = remove.getAttribute("aria-label");
+    });
+  }
+
+  function onQueriesClick(event) {
+    var target = event.target.closest('button[data-action="remove-query"]');
+    if (!target || !canEdit) { return; }
+    var row = target.closest("li");
+    var next = row.nextElementSibling || row.previousElementSibling;
+    row.parentNode.removeChild(row);
+    renumberQueries();
+    (next ? $('[name="query-title"]', next) : $('[data-action="add-query"]')).focus();
+    fitWindow();
+  }
+
+  function readQueries() {
+    return $all("#query-rows > li").map(function (row) {
+      var query = { title: $('[name="query-title"]', row).value.trim(), sql: $('[name="query-sql"]', row).value.trim() };
+      if (row.getAttribute("data-code")) { query.code = row.getAttribute("data-code"); }
+      return query;
+    });
+  }
+
+  function readTables() {
+    return databaseForm.elements.tables.value.split("\n").map(function (name) { return name.trim(); })
+      .filter(function (name) { return name !== ""; });
+  }
+
+  function readDatabase() {
+    var elements = databaseForm.elements;
+    var fields = {
+      kind: elements.kind.value,
+      title: elements.title.value.trim(),
+      description: elements.description.value.trim(),
+      database: elements.database.value.trim(),
+      schema: elements.schema.value.trim(),
+      tables: readTables(),
+      savedQueries: readQueries()
+    };
+    if (kindOf(fields.kind).server) {
+      fields.host = elements.host.value.trim();
+      fields.port = elements.port.value.trim() === "" ? kindOf(fields.kind).port : Number(elements.port.value);
+      fields.user = elements.user.value.trim();
+      fields.tlsMode = elements.tlsMode.value;
+    }
+    return fields;
+  }
+
+  function databaseErrors(fields) {
+    var errors = [];
+    function add(field, message) { errors.push({ field: field, message: message }); }
+    if (!fields.title) { add("title", T.required); } else if (fields.title.length > LIMITS.title) { add("title", T.too_long); }
+    if (!fields.database) { add("database", T.required); }
+    if (kindOf(fields.kind).server) {
+      if (!fields.host) { add("host", T.required); }
+      if (!fields.user) { add("user", T.required); }
+      var port = databaseForm.elements.port;
+      if (port.validity.badInput || !Number.isInteger(fields.port) || fields.port < 1 || fields.port > 65535) {
+        add("port", T.bad_port);
+      }
+    }
+    fields.savedQueries.forEach(function (query, index) {
+      if (!query.title) { add("savedQueries[" + index + "].title", T.required); }
+      if (!query.sql) { add("savedQueries[" + index + "].sql", T.required); }
+    });
+    return errors;
+  }
+
+  function comparableDatabase(name, value) {
+    if (name === "tables") {
+      return (value || []).filter(function (item, index, all) { return all.indexOf(item) === index; }).sort();
+    }
+    if (name === "savedQueries") {
+      return (value || []).map(function (query) {
+        return { title: String(query.title || "").trim(), sql: String(query.sql || "").trim().replace(/;+\s*$/, "").trim() };
+      });
+    }
+    if (name === "port") { return value === null || value === undefined || value === "" ? null : Number(value); }
+    return value === null || value === undefined ? "" : String(value).trim();
+  }
+
+  function databaseChanges(fields) {
+    var changes = {};
+    Object.keys(fields).forEach(function (name) {
+      if (name === "kind") { return; }
+      if (JSON.stringify(comparableDatabase(name, fields[name])) !==
+          JSON.stringify(comparableDatabase(name, state.database[name]))) { changes[name] = fields[name]; }
+    });
+    var password = databaseForm.elements.password.value;
+    if (kindOf(fields.kind).server && password) { changes.password = password; }
+    if (databaseForm.elements.rotateSecret.checked) { changes.rotateSecret = true; }
+    return changes;
+  }
+
+  function newDatabase(fields) {
+    if (kindOf(fields.kind).server) { fields.password = databaseForm.elements.password.value; }
+    return fields;
+  }
+
+  function setDatabaseSaving(saving) {
+    setSaving(databaseForm, saving, T.database_saving);
+    $all('#database-editor [data-action="back"]').forEach(function (node) { node.disabled = saving; });
+  }
+
+  function saveDatabase(event) {
+    event.preventDefault();
+    if (!canEdit || databaseForm.getAttribute("aria-busy") === "true") { return; }
+    clearErrors(databaseForm);
+    var fields = readDatabase();
+    var errors = databaseErrors(fields);
+    if (errors.length) { showFieldErrors(databaseForm, errors); return; }
+    var adding = !state.database;
+    var body = adding ? newDatabase(fields) : databaseChanges(fields);
+    if (!Object.keys(body).length) { notify("info", T.nothing_changed); return; }
+    setDatabaseSaving(true);
+    var saving = adding ? api("POST", "/databases", body) : api("PATCH", "/databases/" + state.database.id, body);
+    saving.then(function (result) {
+      var id = adding ? result.id : state.database.id;
+      setDatabaseSaving(false);
+      notify("success", adding ? format(T.database_added, { id: result.sourceId }) : T.saved);
+      showView("list-view");
+      state.returnFocus = function () { return databaseButton(id); };
+      return loadDatabases().then(restoreFocus);
+    }, function (error) {
+      setDatabaseSaving(false);
+      handleDatabaseError(error);
+    });
+  }
+
+  function isShown(name) {
+    var box = fieldBox(databaseForm, name).box;
+    return box !== databaseForm && !box.hidden && (name !== "savedQueries" || $("#query-rows > li"));
+  }
+
+  function handleDatabaseError(error) {
+    if (error.status === 422) {  // the connection test failed: point at the fields it concerns
+      var names = (CONNECTION_FIELDS_FOR[error.code] || SERVER_FIELDS.concat(["database"])).filter(isShown);
+      showFieldErrors(databaseForm, names.map(function (name) { return { field: name, message: T.check_field }; }));
+    } else if (error.fields.length) {
+      showFieldErrors(databaseForm, error.fields);
+    } else {
+      $('button[type="submit"]', databaseForm).focus();
+    }
+    notifyError(error);
+  }
+
+  function wireDatabases() {
+    if (!databaseForm) { return; }
+    databaseForm.addEventListener("submit", saveDatabase);
+    databaseForm.elements.kind.addEventListener("change", function () {
+      applyKind(databaseForm.elements.tlsMode.value);
+    });
+    $("#query-rows").addEventListener("click", onQueriesClick);
+    $('[data-action="add-query"]').addEventListener("click", function () {
+      $('[name="query-title"]', addQueryRow({})).focus();
+    });
+    if ($("#database-add")) { $("#database-add").addEventListener("click", openNewDatabase); }
+  }
+
   // --- editors (administrators only) ---------------------------------------------------------
 
   var editors = [];

@@ -1,8 +1,14 @@
 """The four connector endpoints over real HTTP, on PostgreSQL, MariaDB and SQLite."""
 from __future__ import annotations
 
+import json
+import time
+from dataclasses import replace as replace_fields
+
 import pytest
 import requests
+
+from bitrix_app.models import Database
 
 from tests.gateway.conftest import Endpoints, table_id
 
@@ -138,3 +144,43 @@ def test_get_and_unknown_endpoints_never_redirect(endpoints):
     assert requests.get(url, timeout=10, allow_redirects=False).status_code == 405
     assert requests.post(url.replace("/check", "/check/"), timeout=10, allow_redirects=False).status_code == 401
     assert requests.post(url.replace("/check", "/nope"), timeout=10, allow_redirects=False).status_code == 404
+
+
+def test_a_failure_mid_stream_never_looks_like_a_complete_answer(admin, sample_databases, fake, installed_portal):
+    sql = "SELECT n AS id, 1 / (n - 4500) AS ratio FROM generate_series(1, 6000) AS n"
+    response = admin.post("/databases", json={**sample_databases["postgresql"], "title": "Fails late",
+                                              "savedQueries": [{"title": "Late failure", "sql": sql}]})
+    assert response.status_code == 201, response.get_json()
+    source = installed_portal.sources[response.get_json()["result"]["sourceId"]]
+    endpoints = Endpoints(installed_portal.connectors[source["connectorId"]],
+                          {item["code"]: item["value"] for item in source["settings"]})
+    table = endpoints.post("tables", {"searchString": "late"}).json()[0]["id"]
+    body = b""
+    try:
+        with endpoints.post("data", {"table": table}, stream=True) as answer:
+            assert answer.status_code == 200  # the first rows were already on their way
+            for chunk in answer.iter_content(65536):
+                body += chunk
+    except requests.exceptions.RequestException:
+        pass  # the connection was dropped: the client can tell
+    assert body.startswith(b'[["ID", "RATIO"],[1, 0],') and b"[4000, 0]" in body
+    with pytest.raises(ValueError):
+        json.loads(body)
+
+
+def test_a_database_that_went_down_answers_quickly_with_an_error(endpoints, added, app):
+    result, _source = added
+    gateway = app.extensions["gateway"]
+    with app.extensions["bitrix"].session_factory() as session, session.begin():
+        row = session.get(Database, result["id"])
+        connection = gateway.connection_of(row)
+        if connection.host:  # network kinds: point at a closed port; SQLite: at a missing file
+            row.connection_encrypted = gateway.seal(replace_fields(connection, port=1))
+        else:
+            row.connection_encrypted = gateway.seal(replace_fields(connection, database="gone.db"))
+        row.version += 1
+    started = time.monotonic()
+    response = endpoints.post("check")
+    assert response.status_code == 502
+    assert response.json()["error"] in ("HOST_UNREACHABLE", "SQLITE_FILE_MISSING")
+    assert time.monotonic() - started < 5
