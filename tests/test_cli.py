@@ -324,3 +324,13 @@ def test_sync_connectors_dry_run_then_for_real(runner, installed_portal, app, fa
     assert sorted(actions) == ["unchanged", "unchanged", "updated"]
     assert victim["title"] != "Changed on the portal"
     assert invoke(runner, "portals", "sync-connectors").exit_code == 2
+
+
+def test_portal_date_format_is_validated_and_used(runner, installed_portal, app):
+    portal = installed_portal.domain
+    assert "guessed" in invoke(runner, "portals", "date-format", portal).output
+    assert invoke(runner, "portals", "date-format", portal, "YYYY/QQ").exit_code == 2
+    assert "MM/DD/YYYY H:MI:SS TT" in invoke(runner, "portals", "date-format", portal, "MM/DD/YYYY H:MI:SS TT").output
+    with app.extensions["bitrix"].session_factory() as session:
+        assert session.scalar(select(Portal.date_format)) == "MM/DD/YYYY H:MI:SS TT"
+    assert "guessed" in invoke(runner, "portals", "date-format", portal, "--auto").output

@@ -7,6 +7,8 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from ..gateway.connectors import sync_connectors
+from ..gateway.dates import validate_portal_format
+from ..services.tokens import find_portal
 from ..services.automation import (
     DEFAULT_REFRESH_AGE_DAYS,
     DEFAULT_WORKERS,
@@ -149,3 +151,25 @@ def sync_connectors_command(chosen: tuple[str, ...], all_portals: bool, dry_run:
                    else "No installed portals.")
     if any(outcome.failed for outcome in ordered):
         raise SystemExit(1)
+
+
+@portals.command("date-format")
+@click.argument("portal")
+@click.argument("date_format", required=False)
+@click.option("--auto", is_flag=True, help="Forget the format: guess day or month first from the separator.")
+def date_format_command(portal: str, date_format: str | None, auto: bool):
+    """Show or set the portal's FORMAT_DATETIME, e.g. "MM/DD/YYYY H:MI:SS TT".
+
+    BI Builder sends filter dates in the portal's regional format and no REST method tells it;
+    set it here when the portal's format is not DD.MM.YYYY or MM/DD/YYYY with a 24-hour clock.
+    """
+    with bitrix().session_factory() as session, session.begin():
+        found = find_portal(session, portal)
+        if found is None:
+            fail(f"No portal with member id or domain {portal!r}.", code="PORTAL_NOT_FOUND")
+        if auto or date_format:
+            try:
+                found.date_format = None if auto else validate_portal_format(date_format)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="DATE_FORMAT") from None
+        click.echo(f"{found.domain}: {found.date_format or 'guessed from the separator'}")
