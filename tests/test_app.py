@@ -43,7 +43,7 @@ def gunicorn_app(fake, database_url, encryption_key):
             try:
                 if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy booting to answer
                 time.sleep(0.2)
         else:
             raise AssertionError("gunicorn did not start: " + process.stderr.read(4000))

@@ -1,12 +1,15 @@
-"""`flask --app app plan apply PLAN`: bring connectors and sources on many portals to a declared state."""
+"""`flask --app app plan apply PLAN`: bring connectors, sources and gateway databases on many portals
+to a declared state."""
 from __future__ import annotations
 
 import sys
 from contextlib import nullcontext
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
+from ..gateway.databases import plan_step
 from ..services.automation import DEFAULT_WORKERS
 from ..services.plans import PlanError, PlanRunner, PortalReport, load_plan
 from .output import bitrix, echo_json, fail, table
@@ -31,7 +34,8 @@ def apply(plan_file: str, dry_run: bool, as_json: bool, workers: int):
         loaded = load_plan(plan_file)
     except PlanError as exc:
         fail(str(exc), as_json=as_json, code="INVALID_PLAN")
-    runner = PlanRunner(bitrix(), loaded, dry_run=dry_run)
+    runner = PlanRunner(bitrix(), loaded, dry_run=dry_run,
+                        databases=plan_step(bitrix(), current_app.extensions["gateway"]))
     portals = runner.portals()
     reports = _run_with_progress(runner, portals, workers, show=not as_json and sys.stderr.isatty())
     by_portal = {report.portal: report for report in reports}

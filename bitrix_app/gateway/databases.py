@@ -17,6 +17,7 @@ from sqlalchemy import select
 from ..models import Database
 from ..services.bitrix import Bitrix
 from ..services.errors import BitrixError, Rejected
+from ..services.plans import FieldChange, Target, Update
 from ..services.session_tokens import TabSession
 from ..services.tab import InvalidFields, TabService, parse_id
 from ..services.tokens import portal_by_member_id
@@ -84,22 +85,28 @@ class DatabaseService:
 
     def update(self, raw_id, fields) -> dict:
         self.tab.require_editor()
+        row, values, changes = self.changes(raw_id, fields)
+        changed = [change[0] for change in changes]
+        if {"host", "port", "database", "user", "password", "tlsMode", "schema", "savedQueries"} & set(changed):
+            self._probe(values)
+        if changed:
+            self._save(row.id, values)
+        rotate = isinstance(fields, dict) and fields.get("rotateSecret") is True
+        if (set(changed) & {"title", "description"} or rotate) and row.source_id:
+            self._update_source(row.id, values, rotate=rotate)
+            if rotate:
+                changed.append("secret")
+        return {"item": self.get(row.id), "changed": changed}
+
+    def changes(self, raw_id, fields) -> tuple[Database, dict, list[tuple[str, object, object]]]:
+        """What `fields` would change: (API field, before, after), the password masked."""
         with self.bitrix.session_factory() as db:
             row = self._row(db, raw_id)
         current = {"connection": self.gateway.connection_of(row), "title": row.title,
                    "description": row.description, "kind": row.kind, "schema": row.schema_name,
                    "tables": row.tables, "saved_queries": row.saved_queries}
         values = validate(fields, self.gateway.settings.kinds, current=current)
-        changed = sorted(name for name, value in values.items() if current.get(name) != value)
-        if "connection" in changed or "saved_queries" in changed or "schema" in changed:
-            self._probe(values)
-        if changed:
-            self._save(row.id, values)
-        if (set(changed) & {"title", "description"} or fields.get("rotateSecret") is True) and row.source_id:
-            self._update_source(row.id, values, rotate=fields.get("rotateSecret") is True)
-            if fields.get("rotateSecret") is True:
-                changed.append("secret")
-        return {"item": self.get(row.id), "changed": changed}
+        return row, values, diff(current, values)
 
     def check(self, raw_id) -> dict:
         """What Bitrix24 would see from `check`, plus how many tables the entry exposes."""
@@ -226,6 +233,22 @@ def _pending_saved(bitrix: Bitrix, member_id: str, source_id: int, secret: str) 
     return stored.get(SECRET_SETTING) == secret
 
 
+API_NAMES = {"title": "title", "description": "description", "schema": "schema", "tables": "tables",
+             "saved_queries": "savedQueries", "host": "host", "port": "port", "database": "database",
+             "user": "user", "password": "password", "tls_mode": "tlsMode"}
+
+
+def diff(current: dict, values: dict) -> list[tuple[str, object, object]]:
+    before = {**current, **current["connection"].__dict__}
+    after = {**values, **values["connection"].__dict__}
+    changes = []
+    for name, api_name in API_NAMES.items():
+        if (before.get(name) or None) != (after.get(name) or None):
+            shown = ("***", "***") if name == "password" else (before.get(name), after.get(name))
+            changes.append((api_name, *shown))
+    return changes
+
+
 def _columns(values: dict) -> dict:
     return {"title": values["title"], "description": values["description"], "kind": values["kind"],
             "schema_name": values["schema"], "tables": values["tables"], "saved_queries": values["saved_queries"]}
@@ -331,3 +354,63 @@ def _saved_queries(value, errors: list) -> list[dict]:
         codes.add(code)
         cleaned.append({"code": code, "title": item["title"].strip()[:200], "sql": sql})
     return cleaned
+
+
+# --- plans: `databases:` entries ---------------------------------------------------------------
+
+def plan_step(bitrix: Bitrix, gateway: Gateway):
+    """The step PlanRunner runs per portal for a plan's `databases` (services/plans.py)."""
+    def apply(member_id: str, targets: tuple[Target, ...], dry_run: bool) -> list[Update]:
+        session = TabSession(member_id=member_id, user_id=0, is_admin=True, can_edit=True)
+        service = DatabaseService(bitrix, gateway, session)
+        updates = [_apply_target(service, target, dry_run) for target in targets]
+        return [update for update in updates if update.changes or update.error]
+
+    return apply
+
+
+def _apply_target(service: DatabaseService, target: Target, dry_run: bool) -> Update:
+    """Present means: added when no entry matches, else updated where it differs."""
+    existing = _matching_entry(service.list(), target.match)
+    fields = {**target.fields, **({"title": target.match["title"]} if "title" in target.match else {})}
+    title = str(fields.get("title") or target.describe())
+    update = Update("database", existing["id"] if existing else 0, title, {}, [])
+    try:
+        if existing is None:
+            if "id" in target.match:
+                raise Rejected(404, "DATABASE_NOT_FOUND", f"No database #{target.match['id']} on this portal.")
+            values = validate(fields, service.gateway.settings.kinds, current=None)
+            update.changes = [FieldChange(name, "-", _shown(name, after)) for name, _before, after in
+                              diff(_empty(values), values)]
+            if not dry_run:
+                update.object_id = service.add(fields)["id"]
+        else:
+            _row, _values, changes = service.changes(existing["id"], fields)
+            update.changes = [FieldChange(name, _shown(name, before), _shown(name, after))
+                              for name, before, after in changes]
+            if changes and not dry_run:
+                service.update(existing["id"], fields)
+        update.applied = not dry_run
+    except (Rejected, BitrixError) as exc:
+        update.error, update.error_code = getattr(exc, "description", str(exc)), exc.code
+    return update
+
+
+def _matching_entry(entries: list[dict], match: dict) -> dict | None:
+    key, value = next(iter(match.items()))
+    return next((entry for entry in entries if entry.get(key) == value), None)
+
+
+def _empty(values: dict) -> dict:
+    return {"connection": Connection(), "title": None, "description": None, "kind": values["kind"],
+            "schema": None, "tables": [], "saved_queries": []}
+
+
+def _shown(name: str, value) -> str:
+    if name == "password":
+        return "***"
+    if name == "savedQueries":
+        return ", ".join(item["title"] for item in value or []) or "-"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    return "-" if value in (None, "") else str(value)

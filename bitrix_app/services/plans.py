@@ -51,7 +51,7 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Errors inside a batch that prove the command did not run, so sending it again is safe.
 RETRYABLE_IN_BATCH = {"OPERATION_TIME_LIMIT", "QUERY_LIMIT_EXCEEDED"}
 BATCH_RETRIES = 3
-PLAN_KEYS = {"portals", "connectors", "sources"}
+PLAN_KEYS = {"portals", "connectors", "sources", "databases"}
 ITEM_KEYS = {"match", "fields"}
 
 
@@ -81,6 +81,7 @@ class Plan:
     connectors: tuple[Target, ...]
     sources: tuple[Target, ...]
     secrets: frozenset[str] = frozenset()  # values that came from the environment
+    databases: tuple[Target, ...] = ()  # applied by the gateway (gateway/databases.py)
 
     def mask(self, text: str) -> str:
         """`text` with every environment-supplied value replaced by ***."""
@@ -108,7 +109,8 @@ def parse_plan(data, environ: dict[str, str]) -> Plan:
         raise PlanError("A plan is a mapping with the keys portals, connectors and sources.")
     unknown = sorted(set(data) - PLAN_KEYS)
     if unknown:
-        raise PlanError(f"Unknown plan keys: {', '.join(unknown)} (expected portals, connectors, sources).")
+        raise PlanError(f"Unknown plan keys: {', '.join(unknown)} (expected portals, connectors, sources, "
+                        "databases).")
     secrets: set[str] = set()
     data = substitute_environment(data, environ, secrets)
     plan = Plan(
@@ -116,6 +118,7 @@ def parse_plan(data, environ: dict[str, str]) -> Plan:
         connectors=_parse_targets("connector", data.get("connectors")),
         sources=_parse_targets("source", data.get("sources")),
         secrets=frozenset(secrets),
+        databases=_parse_targets("database", data.get("databases")),
     )
     problems = [problem for target in plan.connectors + plan.sources for problem in _static_problems(target)]
     if problems:
@@ -441,6 +444,9 @@ def _is_portal_failure(exc: BitrixError) -> bool:
 
 # --- one portal, many portals ------------------------------------------------------------------
 
+# (member_id, database targets, dry_run) -> one Update per target; see gateway/databases.py.
+DatabaseStep = Callable[[str, tuple, bool], list]
+
 @dataclass
 class PortalReport:
     portal: str
@@ -471,10 +477,11 @@ class PlanRunner:
     """Applies (or, with dry_run, only diffs) a plan on portals, each in its own worker."""
 
     def __init__(self, bitrix, plan: Plan, dry_run: bool = False, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, databases: DatabaseStep | None = None):
         self.bitrix = bitrix
         self.plan = plan
         self.dry_run = dry_run
+        self.databases = databases
         self.sleep = sleep
         self.clock = clock
 
@@ -498,6 +505,8 @@ class PlanRunner:
             report.updates, report.problems = changes.updates, changes.problems
             if not self.dry_run:
                 send_updates(client, changes.updates, self.sleep, self.clock)
+            if self.plan.databases:
+                report.updates += self._apply_databases(record.member_id)
         except Exception as exc:  # the portal failed as a whole; any kind is reported, never raised
             report.reason, report.code = self.plan.mask(_portal_reason(exc)), _code(exc)
             for update in report.updates:
@@ -507,6 +516,11 @@ class PlanRunner:
             report.requests = client.requests_sent if client is not None else 0
         self._settle(report)
         return report
+
+    def _apply_databases(self, member_id: str) -> list[Update]:
+        if self.databases is None:
+            raise PlanError("This plan declares databases, which only the app's command line can apply.")
+        return self.databases(member_id, self.plan.databases, self.dry_run)
 
     def _read_and_compare(self, client: BitrixClient) -> PortalChanges:
         biconnector = Biconnector(client)

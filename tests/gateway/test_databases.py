@@ -2,6 +2,7 @@
 delete; what Bitrix24 gets to hold; refusals that change nothing."""
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -180,3 +181,30 @@ def test_bi_builder_builds_a_table_and_queries_it(added, fake, installed_portal,
     excluded = fake.bi.query(installed_portal, table, ["ID"], dimension_filters=[[
         {"fieldName": "CUSTOMER_NAME", "values": ["Northwind", "Contoso"], "type": "EXCLUDE", "operator": "IN_LIST"}]])
     assert [row[0] for row in excluded.rows] == [3, 4, 5]
+
+
+def test_a_plan_adds_a_database_then_changes_nothing(runner, tmp_path, installed_portal, app, monkeypatch,
+                                                    sample_databases):
+    monkeypatch.setenv("PLAN_DB_PASSWORD", "")
+    pg = sample_databases["postgresql"]
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"""
+portals: all
+databases:
+  - match: {{title: Warehouse}}
+    fields: {{kind: postgresql, host: "{pg['host']}", port: {pg['port']}, database: {pg['database']},
+              user: {pg['user']}, password: "${{PLAN_DB_PASSWORD}}", tlsMode: disable, tables: [orders]}}
+""")
+    dry = runner.invoke(args=["plan", "apply", str(plan), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "~ database #0 \"Warehouse\"" in dry.output and "tables: - -> orders" in dry.output
+    assert count_databases(app) == 0
+    first = runner.invoke(args=["plan", "apply", str(plan), "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["summary"]["changed"] == 1
+    assert count_databases(app) == 1 and len(installed_portal.sources) == 1
+    second = runner.invoke(args=["plan", "apply", str(plan), "--json"])
+    assert json.loads(second.output)["summary"] == {"changed": 0, "unchanged": 1, "failed": 0}
+    plan.write_text(plan.read_text().replace("tables: [orders]", "tables: [orders, paid_orders]"))
+    third = runner.invoke(args=["plan", "apply", str(plan)])
+    assert "tables: orders -> orders, paid_orders" in third.output
