@@ -372,11 +372,11 @@ def report(options, started_at, floor, app_sql, served, big, baseline, hwm) -> s
         f"floor), so the SQL-side rendering caps the app below the target before any Python runs; the app "
         f"delivers {median(served, 'rate') / ceiling:.2f} of that ceiling.",
         f"- Where the app's time goes ({options.rows:,} rows, medians): the PostgreSQL backend spends {pg:.1f} s "
-        f"of CPU on the app's query against {floor_pg:.1f} s on the floor's ({pg / floor_pg:.1f} ×: "
-        "`json_build_array` and the two `to_char` per row); the gunicorn worker spends {worker:.1f} s. "
+        f"of CPU on the app's query against {floor_pg:.1f} s on the floor's ({pg / max(floor_pg, 0.01):.1f} ×: "
+        f"`json_build_array` and the two `to_char` per row); the gunicorn worker spends {worker:.1f} s. "
         f"Together {pg + worker:.1f} s against a wall time of {wall:.1f} s on {os.cpu_count()} vCPUs: the two "
         "mostly take turns (the server-side cursor fetches 2,000 rows, then the worker writes them out) "
-        "rather than overlapping.".replace("{worker:.1f}", f"{worker:.1f}"),
+        "rather than overlapping.",
         f"- The floor itself is partly bound by its Python client ({median(floor, 'client_cpu'):.1f} s of client "
         f"CPU in {options.rows / floor_rate:.1f} s: psycopg yields one chunk per row); a faster client would "
         "raise the floor, not the app.",
