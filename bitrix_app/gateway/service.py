@@ -193,15 +193,10 @@ class Gateway:
             raise _database_error(kind.explain(exc)) from None
 
     def _tables(self, database: Database) -> list[TableRef]:
-        key = f"tables:{database.source_key}:{database.version}"
-        cached = self.cache.get(key)
-        if cached is not None:
-            return [TableRef(**item) for item in cached]
         kind = self.kind(database.kind)
-        with self._connected(database) as connection:
-            tables = list_tables(connection, exposure_of(database), f"db{database.id}", kind.default_schema)
-        self.cache.set(key, [ref.to_dict() for ref in tables])
-        return tables
+        return self._cached(f"tables:{database.source_key}:{database.version}", TableRef, lambda connection:
+                            list_tables(connection, exposure_of(database), f"db{database.id}", kind.default_schema),
+                            database)
 
     def _table(self, database: Database, external_code) -> TableRef:
         if not isinstance(external_code, str) or not external_code:
@@ -213,17 +208,23 @@ class Gateway:
                            "This table is not exposed by the database entry (renamed, removed, or not chosen).")
 
     def _columns(self, database: Database, ref: TableRef) -> list[Column]:
-        key = f"columns:{database.source_key}:{database.version}:{ref.external_code}"
-        cached = self.cache.get(key)
-        if cached is not None:
-            return [Column(**item) for item in cached]
         kind = self.kind(database.kind)
-        with self._connected(database) as connection:
-            columns = describe_table(connection, ref, kind.result_types)
+        columns = self._cached(f"columns:{database.source_key}:{database.version}:{ref.external_code}", Column,
+                               lambda connection: describe_table(connection, ref, kind.result_types), database)
         if not columns:
             raise GatewayError(502, "NO_COLUMNS", "The table has no columns the gateway can read.")
-        self.cache.set(key, [column.to_dict() for column in columns])
         return columns
+
+    def _cached(self, key: str, item_type, load, database: Database) -> list:
+        """Table lists and descriptions: from the cache, or loaded over one connection."""
+        cached = self.cache.get(key)
+        if cached is not None:
+            return [item_type(**item) for item in cached]
+        with self._connected(database) as connection:
+            items = load(connection)
+        if items:
+            self.cache.set(key, [item.to_dict() for item in items])
+        return items
 
     def _where(self, kind: Kind, source, columns: list[Column], values: dict, date_format: str | None):
         filter_ = values.get("filter")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -73,8 +72,10 @@ class Kind:
         raise NotImplementedError
 
 
-def json_array(function_name: str, cells: list[ColumnElement]) -> ColumnElement:
-    return getattr(func, function_name)(*cells)
+def pool_options(limits: Limits) -> dict:
+    """Small, capped pools; connections checked before use and recycled every five minutes."""
+    return {"pool_size": limits.pool_size, "max_overflow": limits.pool_size, "pool_timeout": limits.connect_timeout,
+            "pool_recycle": 300, "pool_pre_ping": True}
 
 
 def failure(code: str) -> ConnectionFailed:

@@ -10,7 +10,7 @@ from pymysql.constants import FIELD_TYPE
 from sqlalchemy import event, func
 from sqlalchemy.engine import URL, Engine
 
-from . import Connection, ConnectionFailed, Kind, Limits, failure
+from . import Connection, ConnectionFailed, Kind, Limits, failure, pool_options
 
 # PyMySQL error numbers (first argument of its OperationalError).
 ACCESS_DENIED = {1044, 1045, 1698}
@@ -46,8 +46,7 @@ class MySQL(Kind):
             connect_args["ssl"] = tls
         engine = sqlalchemy.create_engine(
             self.url(connection, host=address), connect_args=connect_args,
-            pool_size=limits.pool_size, max_overflow=limits.pool_size, pool_timeout=limits.connect_timeout,
-            pool_recycle=300, pool_pre_ping=True,
+            **pool_options(limits),
         )
         event.listen(engine, "connect", _read_only_session(limits.statement_timeout,
                                                            require_tls=connection.tls_mode in ("require", "verify-ca")))

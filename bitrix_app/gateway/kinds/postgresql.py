@@ -6,7 +6,7 @@ import sqlalchemy
 from sqlalchemy import Integer, Numeric, String, cast, func
 from sqlalchemy.engine import URL, Engine
 
-from . import Connection, ConnectionFailed, Kind, Limits, failure
+from . import Connection, ConnectionFailed, Kind, Limits, failure, pool_options
 
 APPLICATION_NAME = "bitrix24-bi-gateway"
 RESULT_TYPES = {"int2": "int", "int4": "int", "int8": "int", "oid": "int", "bool": "int", "numeric": "double",
@@ -33,8 +33,7 @@ class PostgreSQL(Kind):
         }
         return sqlalchemy.create_engine(
             self.url(connection, query=query),
-            pool_size=limits.pool_size, max_overflow=limits.pool_size, pool_timeout=limits.connect_timeout,
-            pool_recycle=300, pool_pre_ping=True,
+            **pool_options(limits),
         )
 
     def url(self, connection: Connection, **parts) -> URL:
