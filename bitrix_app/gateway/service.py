@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 SOURCE_KEY_SETTING = "source_key"
 SECRET_SETTING = "secret"
 FETCH_ROWS = 2000
-CELLS_PER_ARRAY = 90  # PostgreSQL functions take at most 100 arguments
 _DUMMY_HASH = hashlib.sha256(b"no such source").hexdigest()
 
 
@@ -173,10 +172,8 @@ class Gateway:
         source = selectable(ref, columns)
         chosen, header = _selection(columns, values.get("select"), _name_map(values.get("mapFields"), columns))
         where = self._where(kind, source, columns, values, caller.portal.date_format)
-        cells = [(source.c[column.name], column.type) for column in chosen]
-        arrays = [kind.json_row(cells[start:start + CELLS_PER_ARRAY])
-                  for start in range(0, len(cells), CELLS_PER_ARRAY)]
-        statement = select(*arrays).select_from(source).limit(self._limit(values.get("limit")))
+        row = kind.json_row([(source.c[column.name], column.type) for column in chosen])
+        statement = select(row).select_from(source).limit(self._limit(values.get("limit")))
         if where is not None:
             statement = statement.where(where)
         return self._start_stream(database, kind, statement, header)
@@ -252,14 +249,14 @@ class Gateway:
 
     def _start_stream(self, database: Database, kind: Kind, statement, header: list[str]) -> Iterator[bytes]:
         guarded = self._connected(database)
+        chunks = kind.row_chunks(guarded.connection, statement, FETCH_ROWS)
         try:
-            result = guarded.connection.execution_options(stream_results=True, max_row_buffer=FETCH_ROWS) \
-                .execute(statement)
-            first = result.fetchmany(FETCH_ROWS)
+            first = next(chunks, None)
         except Exception as exc:
+            guarded.connection.invalidate()
             guarded.connection.close()
             raise _database_error(kind.explain(exc)) from None
-        return stream_rows(header, first, result, guarded.connection, database.id)
+        return stream_rows(header, first, chunks, guarded.connection, database.id)
 
 
 def _try_saved_query(connection, kind: Kind, query: dict) -> None:
@@ -290,17 +287,20 @@ class _Guarded:
         return False
 
 
-def stream_rows(header: list[str], first: list, result, connection, database_id: int) -> Iterator[bytes]:
+def stream_rows(header: list[str], first: bytes | None, chunks: Iterator[bytes], connection,
+                database_id: int) -> Iterator[bytes]:
     """`[[header...],[row...],...]`, written as the rows arrive. A failure after the first rows
     cannot change the status any more: the body is then left as invalid JSON and the connection
     is dropped, so it can never pass for a complete answer."""
+    complete = False
     try:
         yield b"[" + json.dumps(header, ensure_ascii=False).encode()
-        rows = first
-        while rows:
-            yield b"," + ",".join(_joined(row) for row in rows).encode()
-            rows = result.fetchmany(FETCH_ROWS)
+        chunk = first
+        while chunk is not None:
+            yield b"," + chunk
+            chunk = next(chunks, None)
         yield b"]"
+        complete = True
     except GeneratorExit:
         raise
     except Exception:
@@ -308,13 +308,10 @@ def stream_rows(header: list[str], first: list, result, connection, database_id:
         yield b"\n#STREAM FAILED"
         raise
     finally:
+        chunks.close()
+        if not complete:  # a half-read cursor or COPY: the connection cannot go back to the pool
+            connection.invalidate()
         connection.close()
-
-
-def _joined(row) -> str:
-    if len(row) == 1:
-        return row[0]
-    return "[" + ",".join(part[1:-1] for part in row) + "]"
 
 
 def _selection(columns: list[Column], select_, names: dict[str, str]) -> tuple[list[Column], list[str]]:

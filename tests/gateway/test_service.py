@@ -163,7 +163,7 @@ def test_a_failure_mid_stream_never_looks_like_a_complete_answer(admin, sample_d
                 body += chunk
     except requests.exceptions.RequestException:
         pass  # the connection was dropped: the client can tell
-    assert body.startswith(b'[["ID", "RATIO"],[1, 0],') and b"[4000, 0]" in body
+    assert body.startswith(b'[["ID", "RATIO"],[1') and b"[4000," in body
     with pytest.raises(ValueError):
         json.loads(body)
 
@@ -184,3 +184,28 @@ def test_a_database_that_went_down_answers_quickly_with_an_error(endpoints, adde
     assert response.status_code == 502
     assert response.json()["error"] in ("HOST_UNREACHABLE", "SQLITE_FILE_MISSING")
     assert time.monotonic() - started < 5
+
+
+def test_wide_tables_keep_every_column_in_order(admin, added, endpoints):
+    result, _source = added
+    sql = "SELECT " + ", ".join(f"{number} AS c{number}" for number in range(1, 111))
+    response = admin.patch(f"/databases/{result['id']}", json={"savedQueries": [{"title": "Wide", "sql": sql}]})
+    assert response.status_code == 200, response.get_json()
+    table = endpoints.post("tables", {"searchString": "wide"}).json()[0]["id"]
+    rows = endpoints.data(table)
+    assert rows == [[f"C{number}" for number in range(1, 111)], list(range(1, 111))]
+
+
+def test_a_client_that_hangs_up_mid_stream_leaves_the_pool_healthy(admin, sample_databases, installed_portal):
+    sql = "SELECT n AS id, repeat('x', 100) AS filler FROM generate_series(1, 300000) AS n"
+    response = admin.post("/databases", json={**sample_databases["postgresql"], "title": "Big",
+                                              "savedQueries": [{"title": "Many rows", "sql": sql}]})
+    source = installed_portal.sources[response.get_json()["result"]["sourceId"]]
+    endpoints = Endpoints(installed_portal.connectors[source["connectorId"]],
+                          {item["code"]: item["value"] for item in source["settings"]})
+    table = endpoints.post("tables", {"searchString": "many"}).json()[0]["id"]
+    for _ in range(3):  # more than the pool holds, so a broken connection would be reused
+        with endpoints.post("data", {"table": table}, stream=True) as answer:
+            assert answer.status_code == 200
+            next(answer.iter_content(4096))
+    assert endpoints.data(table, limit="2", select=["ID"]) == [["ID"], [1], [2]]

@@ -7,6 +7,7 @@ row as a JSON array inside the database, and how to explain its driver's connect
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.sql.elements import ColumnElement
@@ -56,6 +57,16 @@ class Kind:
     def json_row(self, columns: list[tuple[ColumnElement, str]]) -> ColumnElement:
         """One text value per row: a JSON array of the cells, formatted as reference 6.10 says."""
         raise NotImplementedError
+
+    def row_chunks(self, connection, statement, rows_per_chunk: int) -> Iterator[bytes]:
+        """Run a statement selecting `json_row` values; yield `row,row,...` byte chunks as the rows
+        arrive from a server-side cursor, so memory does not grow with the table."""
+        result = connection.execution_options(stream_results=True, max_row_buffer=rows_per_chunk).execute(statement)
+        try:
+            while rows := result.fetchmany(rows_per_chunk):
+                yield ",".join(row[0] for row in rows).encode()
+        finally:
+            result.close()
 
     def explain(self, exc: BaseException) -> ConnectionFailed:
         raise NotImplementedError

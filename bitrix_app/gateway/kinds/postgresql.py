@@ -3,12 +3,13 @@ the checked address pinned with `hostaddr` (the host name still serves TLS verif
 from __future__ import annotations
 
 import sqlalchemy
-from sqlalchemy import Integer, Numeric, String, cast, func
+from sqlalchemy import Integer, Numeric, Text, cast, func, literal
 from sqlalchemy.engine import URL, Engine
 
 from . import Connection, ConnectionFailed, Kind, Limits, failure, pool_options
 
 APPLICATION_NAME = "bitrix24-bi-gateway"
+MAX_ARGUMENTS = 90
 RESULT_TYPES = {"int2": "int", "int4": "int", "int8": "int", "oid": "int", "bool": "int", "numeric": "double",
                 "float4": "double", "float8": "double", "money": "money", "date": "date",
                 "timestamp": "datetime", "timestamptz": "datetime"}
@@ -29,7 +30,8 @@ class PostgreSQL(Kind):
             "sslmode": connection.tls_mode or "prefer",
             "connect_timeout": str(max(1, int(limits.connect_timeout))),
             "application_name": APPLICATION_NAME,
-            "options": f"-c default_transaction_read_only=on -c statement_timeout={timeout_ms}",
+            "options": f"-c default_transaction_read_only=on -c statement_timeout={timeout_ms} "
+                       "-c DateStyle=ISO,MDY -c extra_float_digits=1",
         }
         return sqlalchemy.create_engine(
             self.url(connection, query=query),
@@ -47,7 +49,29 @@ class PostgreSQL(Kind):
         return cast(expression, Numeric) if type_ == "money" else expression
 
     def json_row(self, columns):
-        return cast(func.json_build_array(*[_cell(expression, type_) for expression, type_ in columns]), String)
+        """`'[' || concat_ws(',', cells) || ']'`: about 1.5 times cheaper for the server than
+        json_build_array with to_char (bench/results.md)."""
+        cells = [func.coalesce(_cell(expression, type_), literal("null")) for expression, type_ in columns]
+        while len(cells) > MAX_ARGUMENTS:  # PostgreSQL functions take at most 100 arguments
+            cells = [func.concat_ws(",", *cells[start:start + MAX_ARGUMENTS])
+                     for start in range(0, len(cells), MAX_ARGUMENTS)]
+        return literal("[") + func.concat_ws(",", *cells) + literal("]")
+
+    def row_chunks(self, connection, statement, rows_per_chunk: int):
+        """Through COPY ... TO STDOUT: the server streams rows without waiting for FETCHes.
+        psycopg binds the parameters client-side for COPY; COPY's text format escapes only the
+        backslash in JSON text (which has no raw tabs or newlines), so one replace undoes it."""
+        compiled = statement.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY ({compiled.string}) TO STDOUT", compiled.params) as copy:
+            rows = []
+            for row in copy:
+                rows.append(row)
+                if len(rows) >= rows_per_chunk:
+                    yield _copy_chunk(rows)
+                    rows = []
+            if rows:
+                yield _copy_chunk(rows)
 
     def result_types(self, result) -> list[str]:
         import psycopg
@@ -79,15 +103,22 @@ class PostgreSQL(Kind):
         return failure("QUERY_FAILED")
 
 
+def _copy_chunk(rows: list) -> bytes:
+    return b"".join(rows)[:-1].replace(b"\\\\", b"\\").replace(b"\n", b",")
+
+
 def _cell(expression, type_: str):
-    """PostgreSQL's JSON renders timestamps with a `T`, money as text and booleans as true/false:
-    convert those to the formats BI Builder expects (NaN and Infinity arrive as JSON strings)."""
+    """Each cell as JSON text (sessions run with DateStyle=ISO, so dates print as YYYY-MM-DD)."""
     if type_ == "datetime":
-        return func.to_char(expression, "YYYY-MM-DD HH24:MI:SS")
+        return literal('"') + func.left(cast(expression, Text), 19) + literal('"')
     if type_ == "date":
-        return func.to_char(expression, "YYYY-MM-DD")
+        return literal('"') + cast(expression, Text) + literal('"')
     if type_ == "money":
-        return cast(expression, Numeric)
+        return cast(cast(expression, Numeric), Text)
+    if type_ == "string":
+        return cast(func.to_json(cast(expression, Text)), Text)
     if isinstance(getattr(expression, "type", None), sqlalchemy.Boolean):
-        return cast(expression, Integer)
-    return expression
+        return cast(cast(expression, Integer), Text)
+    if isinstance(getattr(expression, "type", None), sqlalchemy.Float):
+        return cast(func.to_json(expression), Text)  # NaN and Infinity become JSON strings
+    return cast(expression, Text)
