@@ -93,7 +93,13 @@ class DatabaseService:
             self._save(row.id, values)
         rotate = isinstance(fields, dict) and fields.get("rotateSecret") is True
         if (set(changed) & {"title", "description"} or rotate) and row.source_id:
-            self._update_source(row.id, values, rotate=rotate)
+            try:
+                self._update_source(row.id, values, rotate=rotate)
+            except BitrixError as exc:
+                if exc.code != "SOURCE_NOT_FOUND":
+                    raise
+                self._recreate_source(row.id)  # deleted in Bitrix24's Analytics hub: create it again
+                changed.append("source")
             if rotate:
                 changed.append("secret")
         return {"item": self.get(row.id), "changed": changed}
@@ -175,6 +181,16 @@ class DatabaseService:
         forget_connector(self.bitrix, member_id, row.kind)  # an administrator deleted it: register again
         connector_id = connector_id_for(self.bitrix, self.gateway.settings, member_id, row.kind)
         return connector_id, biconnector.add_source({**fields, "connectorId": connector_id})
+
+    def _recreate_source(self, database_id: int) -> None:
+        secret = new_secret()
+        with self.bitrix.session_factory() as db, db.begin():
+            row = db.get(Database, database_id)
+            row.secret_hash, row.pending_secret_hash = hash_secret(secret), None
+        connector_id, source_id = self._create_source(row, secret)
+        with self.bitrix.session_factory() as db, db.begin():
+            row = db.get(Database, database_id)
+            row.source_id, row.connector_id = source_id, connector_id
 
     def _update_source(self, database_id: int, values: dict, rotate: bool) -> None:
         """Title and description go to Bitrix24; a rotated secret is accepted by `check` as

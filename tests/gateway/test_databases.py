@@ -208,3 +208,18 @@ databases:
     plan.write_text(plan.read_text().replace("tables: [orders]", "tables: [orders, paid_orders]"))
     third = runner.invoke(args=["plan", "apply", str(plan)])
     assert "tables: orders -> orders, paid_orders" in third.output
+
+
+def test_a_source_deleted_in_bitrix24_is_created_again_on_the_next_save(admin, added, installed_portal, app):
+    result, source = added
+    del installed_portal.sources[source["id"]]
+    response = admin.patch(f"/databases/{result['id']}", json={"title": "Orders again"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["result"]["changed"] == ["title", "source"]
+    item = response.get_json()["result"]["item"]
+    assert item["sourceId"] != source["id"]
+    recreated = installed_portal.sources[item["sourceId"]]
+    assert recreated["title"] == "Orders again"
+    settings = {entry["code"]: entry["value"] for entry in recreated["settings"]}
+    connector = installed_portal.connectors[recreated["connectorId"]]
+    assert Endpoints(connector, settings).post("check").status_code == 200
