@@ -192,13 +192,21 @@ def test_list_pages_by_50_and_ignores_start(b24, portal, call, receiver):
     for number in range(120):
         b24.seed_connector(portal, {"title": f"C{number:03}", "settings": []})
 
-    pages = [call("biconnector.connector.list", {"page": page}).json() for page in (1, 2, 3, 4)]
-    with_start = call("biconnector.connector.list", {"start": 50}).json()
+    ordered = {"order": {"id": "ASC"}}
+    pages = [call("biconnector.connector.list", {**ordered, "page": page}).json() for page in (1, 2, 3, 4)]
+    with_start = call("biconnector.connector.list", {**ordered, "start": 50}).json()
 
     assert [len(page["result"]) for page in pages] == [50, 50, 20, 0]
     assert "total" not in pages[0] and "next" not in pages[0]
     assert pages[1]["result"][0]["title"] == "C050"
     assert with_start["result"][0]["title"] == "C000"
+
+
+def test_lists_without_an_order_come_in_no_particular_order(b24, portal, call):
+    for number in range(120):
+        b24.seed_connector(portal, {"title": f"C{number:03}", "settings": []})
+    orders = {tuple(item["id"] for item in call("biconnector.connector.list").json()["result"]) for _ in range(5)}
+    assert len(orders) > 1  # 50 of 120 objects in 5 draws: the same page twice is all but impossible
 
 
 def test_list_select_filter_and_order(b24, portal, call):

@@ -11,6 +11,7 @@ The quirks that matter to a client:
 from __future__ import annotations
 
 import functools
+import random
 import re
 from dataclasses import dataclass
 
@@ -485,8 +486,11 @@ def list_page(rows: list[dict], params: dict, ignored: tuple[str, ...]) -> list[
 
 
 def _ordered(rows: list[dict], order, ignored: tuple[str, ...]) -> list[dict]:
+    """Without `order` the module issues no ORDER BY, so the database may return any order, a
+    different one per page: shuffled here, so a client that pages without an order is caught."""
     rows = sorted(rows, key=lambda row: row["id"])
-    if not phpform.is_array(order):
+    if not phpform.is_array(order) or not order:
+        random.shuffle(rows)
         return rows
     keys = []
     for name, direction in phpform.items(order):

@@ -38,11 +38,13 @@ class FakeConfig:
 
     # App lifecycle and events.
     handlers_removed_before_update_event: bool = False
+    update_event_refresh_token: bool = True  # whether ONAPPUPDATE carries auth[refresh_token] (unconfirmed)
     install_event_on_finish: bool = True  # installFinish delivers ONAPPINSTALL to a bound handler
     event_timeout: float = 10.0
 
     # REST transport.
     bitrix_json_escaping: bool = False  # "\u0022", "\/" ... exactly as PHP's Json::encode writes
     docs_statuses: bool = False  # insufficient_scope 403 (docs) instead of 401 (module code)
-    batch_errors_top_level: bool = True  # >50 commands -> 400, nested batch -> 405 (docs);
-    # False: per-command entries in result_error, as the module code does
+    # False (the module code): >50 commands and a nested batch get per-command entries in
+    # result_error with HTTP 200; True: the docs' top-level 400 / 405.
+    batch_errors_top_level: bool = False
