@@ -234,7 +234,7 @@ class DatabaseService:
         portal = self._portal(db)
         row = db.scalar(select(Database).where(Database.id == database_id, Database.portal_id == portal.id))
         if row is None:
-            raise Rejected(404, "DATABASE_NOT_FOUND", "No database with this id on this portal.")
+            raise Rejected(404, "DATABASE_ENTRY_NOT_FOUND", "No database with this id on this portal.")
         return row
 
 
@@ -394,7 +394,7 @@ def _apply_target(service: DatabaseService, target: Target, dry_run: bool) -> Up
     try:
         if existing is None:
             if "id" in target.match:
-                raise Rejected(404, "DATABASE_NOT_FOUND", f"No database #{target.match['id']} on this portal.")
+                raise Rejected(404, "DATABASE_ENTRY_NOT_FOUND", f"No database #{target.match['id']} on this portal.")
             values = validate(fields, service.gateway.settings.kinds, current=None)
             update.changes = [FieldChange(name, "-", _shown(name, after)) for name, _before, after in
                               diff(_empty(values), values)]

@@ -705,6 +705,7 @@
 
   // Deleting asks once more in place: "Delete" turns into "Delete for good" and "Keep".
   function askDelete(database, item, remove) {
+    notifyClear();
     var box = element("span", "delete-confirm");
     box.appendChild(element("span", "small", T.database_delete_note));
     var sure = named(button(T.database_delete_confirm, function () { deleteDatabase(database, item, box, remove); },
@@ -767,7 +768,10 @@
       state.returnFocus = function () { return databaseButton(id); };
       showView("database-editor");
       focusEditor();
-    }).catch(notifyError);
+    }).catch(function (error) {
+      notifyError(error);
+      if (error.status === 404) { loadDatabases(); }  // deleted meanwhile: show the list as it is
+    });
   }
 
   function focusEditor() {
