@@ -1,9 +1,12 @@
 """POST /events: form-encoded Bitrix24 app events, delivered by the fake portal over real HTTP."""
+import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
-from bitrix_app.models import Portal, PortalHistory, PortalStatus, PortalToken
-from bitrix_app.services.errors import PortalUnavailable
+from bitrix_app.models import Database, GatewayConnector, Portal, PortalHistory, PortalStatus, PortalToken
+from bitrix_app.services import lifecycle
+from bitrix_app.services.errors import OAuthError, PortalUnavailable
+from bitrix_app.services.tokens import portal_by_member_id
 
 
 def load(bitrix, member_id):
@@ -185,3 +188,242 @@ def test_other_events_are_authenticated_then_ignored(installed_portal, app):
 
     assert post(installed_portal.application_token).json() == {"result": "ignored"}
     assert post("wrong").status_code == 401
+
+
+# --- ONAPPUNINSTALL must be confirmed by Bitrix24 (fail closed) ----------------------------------
+
+def seed_portal_data(bitrix, member_id):
+    """Editors and a gateway database: what a forged CLEAN uninstall would destroy."""
+    with bitrix.session_factory() as session, session.begin():
+        portal = session.scalars(select(Portal).where(Portal.member_id == member_id)).one()
+        portal.editor_user_ids = [5, 7]
+        session.add(Database(portal_id=portal.id, title="Sales", kind="postgresql", connection_encrypted="x",
+                             source_key=f"key-{member_id}", secret_hash="0" * 64))
+
+
+def portal_data(bitrix, member_id):
+    portal, token, history = load(bitrix, member_id)
+    with bitrix.session_factory() as session:
+        databases = session.scalar(select(func.count(Database.id)).where(Database.portal_id == portal.id))
+        connectors = session.scalar(
+            select(func.count(GatewayConnector.id)).where(GatewayConnector.portal_id == portal.id))
+    return {"status": portal.status, "token": token and (token.version, token.access_token_encrypted),
+            "editors": portal.editor_user_ids, "databases": databases, "connectors": connectors,
+            "history": [kind for kind in history if kind not in ("refresh", "refresh_failed")]}
+
+
+def uninstall_event(app, portal, application_token=None, clean="1"):
+    """ONAPPUNINSTALL as any portal user can send it: the application token is in every iframe POST."""
+    return requests.post(f"{app.live_url}/events", data={
+        "event": "ONAPPUNINSTALL", "data[CLEAN]": clean, "auth[member_id]": portal.member_id,
+        "auth[domain]": portal.domain, "auth[application_token]": application_token or portal.application_token,
+    }, timeout=30)
+
+
+def stored_status_after_refresh_failure(fake, portal, bitrix, failure):
+    fake.expire_access_tokens(portal)
+    failure()
+    with pytest.raises(OAuthError):
+        bitrix.client(portal.member_id).call("user.admin")
+
+
+def html_500(fake, portal, bitrix):
+    portal.html_5xx = 1
+
+
+def operation_time_limit(fake, portal, bitrix):
+    portal.operation_time_limit_methods = {"app.info"}
+
+
+def payment_required(fake, portal, bitrix):
+    """The app already marked the portal payment_required; the token endpoint still says so."""
+    stored_status_after_refresh_failure(fake, portal, bitrix, lambda: setattr(portal, "payment_required", True))
+
+
+def needs_reauth(fake, portal, bitrix):
+    """The stored refresh token already failed once, so failing again proves nothing."""
+    spend = lambda: bitrix.oauth.refresh(bitrix.tokens.refresh_token(portal.member_id))  # noqa: E731
+    stored_status_after_refresh_failure(fake, portal, bitrix, spend)
+
+
+def portal_unreachable(fake, portal, bitrix):
+    with bitrix.session_factory() as session, session.begin():
+        session.execute(update(Portal).values(client_endpoint="http://127.0.0.1:9/rest/"))
+
+
+@pytest.mark.parametrize("failure", [html_500, operation_time_limit, payment_required, needs_reauth,
+                                     portal_unreachable])
+def test_uninstall_that_bitrix24_does_not_confirm_changes_nothing(fake, installed_portal, bitrix, app, failure):
+    seed_portal_data(bitrix, installed_portal.member_id)
+    failure(fake, installed_portal, bitrix)
+    before = portal_data(bitrix, installed_portal.member_id)
+
+    response = uninstall_event(app, installed_portal)
+
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == "UNINSTALL_NOT_CONFIRMED"
+    after = portal_data(bitrix, installed_portal.member_id)
+    assert after == before and after["databases"] == 1 and after["editors"] == [5, 7]
+
+
+@pytest.mark.parametrize("expired", [False, True])
+def test_confirmed_uninstall_with_clean_also_deletes_gateway_data(fake, installed_portal, bitrix, expired):
+    seed_portal_data(bitrix, installed_portal.member_id)
+    if expired:  # the probe's refresh then gets invalid_grant instead of APPLICATION_NOT_FOUND
+        fake.expire_access_tokens(installed_portal)
+    assert portal_data(bitrix, installed_portal.member_id)["connectors"] > 0
+
+    assert fake.uninstall(installed_portal, clean=True).status_code == 200
+
+    after = portal_data(bitrix, installed_portal.member_id)
+    assert (after["status"], after["token"], after["editors"]) == (PortalStatus.UNINSTALLED, None, [])
+    assert (after["databases"], after["connectors"], after["history"]) == (0, 0, ["uninstall"])
+
+
+def test_real_uninstall_of_a_payment_required_portal_is_confirmed(fake, installed_portal, bitrix):
+    payment_required(fake, installed_portal, bitrix)
+
+    assert fake.uninstall(installed_portal).status_code == 200
+
+    assert portal_data(bitrix, installed_portal.member_id)["status"] == PortalStatus.UNINSTALLED
+
+
+def test_repeated_uninstall_never_purges(fake, installed_portal, bitrix, app):
+    seed_portal_data(bitrix, installed_portal.member_id)
+    application_token = installed_portal.application_token
+    fake.uninstall(installed_portal, clean=False)
+    before = portal_data(bitrix, installed_portal.member_id)
+
+    response = uninstall_event(app, installed_portal, application_token, clean="1")
+
+    assert response.status_code == 200
+    assert portal_data(bitrix, installed_portal.member_id) == before
+
+
+def reinstall_after_the_probe(monkeypatch, fake, portal, before_reinstall=lambda: None):
+    """Let the probe run, then have the administrator install the app again before the event is applied."""
+    probe = lifecycle._confirm_revoked
+
+    def probe_then_reinstall(bitrix, member_id, pair):
+        probe(bitrix, member_id, pair)
+        monkeypatch.setattr(lifecycle, "_confirm_revoked", probe)
+        before_reinstall()
+        assert fake.install(portal).status_code == 200
+
+    monkeypatch.setattr(lifecycle, "_confirm_revoked", probe_then_reinstall)
+
+
+def uninstalled_without_event(fake, portal):
+    """Bitrix24 removed the app; its ONAPPUNINSTALL is still on the way."""
+    portal.bound_events.clear()
+    fake.uninstall(portal)
+
+
+def test_reinstall_while_the_uninstall_is_checked_is_not_wiped(fake, installed_portal, bitrix, app, monkeypatch):
+    seed_portal_data(bitrix, installed_portal.member_id)
+    application_token = installed_portal.application_token
+    uninstalled_without_event(fake, installed_portal)
+    reinstall_after_the_probe(monkeypatch, fake, installed_portal)
+
+    response = uninstall_event(app, installed_portal, application_token)
+
+    assert response.status_code == 409 and response.json()["error"] == "UNINSTALL_NOT_CONFIRMED"
+    after = portal_data(bitrix, installed_portal.member_id)
+    assert after["status"] == PortalStatus.ACTIVE and after["token"] is not None
+    assert (after["editors"], after["databases"]) == ([5, 7], 1)
+    assert bitrix.client(installed_portal.member_id).call("user.admin") is True
+
+
+def test_duplicate_uninstall_does_not_wipe_a_reinstall_that_restarted_the_token_version(
+        fake, installed_portal, bitrix, app, monkeypatch):
+    seed_portal_data(bitrix, installed_portal.member_id)
+    application_token = installed_portal.application_token
+    uninstalled_without_event(fake, installed_portal)
+    # The first copy of the event is applied (tokens deleted) while the second one is being checked.
+    first_copy = lambda: uninstall_event(app, installed_portal, application_token, clean="0")  # noqa: E731
+    reinstall_after_the_probe(monkeypatch, fake, installed_portal, before_reinstall=first_copy)
+
+    response = uninstall_event(app, installed_portal, application_token, clean="1")
+
+    assert response.status_code == 409
+    after = portal_data(bitrix, installed_portal.member_id)
+    assert after["token"][0] == 1  # the same version the second copy probed
+    assert after["status"] == PortalStatus.ACTIVE and (after["editors"], after["databases"]) == ([5, 7], 1)
+
+
+# --- ONAPPUPDATE without a refresh token -----------------------------------------------------------
+
+def stored_refresh_token(bitrix, member_id):
+    with bitrix.session_factory() as session:
+        return bitrix.tokens.stored_refresh_token(portal_by_member_id(session, member_id))
+
+
+def test_onappupdate_without_refresh_token_keeps_the_stored_one(fake, installed_portal, bitrix, app):
+    fake.config.handlers_removed_before_update_event = True
+    fake.config.update_event_refresh_token = False
+    refresh_before = stored_refresh_token(bitrix, installed_portal.member_id)
+    _, token_before, _ = load(bitrix, installed_portal.member_id)
+
+    response = fake.update_app(installed_portal)
+
+    assert response.status_code == 200, response.text
+    [update_event] = [call for call in fake.app_calls if call.get("event") == "ONAPPUPDATE"]
+    assert "auth[refresh_token]" not in update_event["form"]
+    stored, token_after, history = load(bitrix, installed_portal.member_id)
+    assert bitrix.tokens.application_token(stored) == installed_portal.application_token
+    assert stored_refresh_token(bitrix, installed_portal.member_id) == refresh_before
+    assert token_after.version > token_before.version and history[-1] == "update"
+    assert fake.open_app(installed_portal).status_code == 200  # the new application token is the stored one
+    fake.expire_access_tokens(installed_portal)
+    assert bitrix.client(installed_portal.member_id).call("user.admin") is True  # the kept refresh token works
+    assert fake.uninstall(installed_portal).status_code == 200
+
+
+def test_onappupdate_without_refresh_token_still_needs_an_administrator(fake, installed_portal, bitrix):
+    before = load(bitrix, installed_portal.member_id)
+    user = installed_portal.add_user(name="Regular User", admin=False)
+    response = fake.send_event(installed_portal, "ONAPPUPDATE", data={"VERSION": "2"}, auth_overrides={
+        "application_token": "attacker-chosen", "refresh_token": None,
+        "access_token": fake.issue_tokens(installed_portal, user)["access_token"],
+    })
+
+    assert response.status_code == 403 and response.json()["error"] == "NOT_ADMIN"
+    after = load(bitrix, installed_portal.member_id)
+    assert bitrix.tokens.application_token(after[0]) == installed_portal.application_token
+    assert after[1].version == before[1].version
+
+
+# --- issue 12: escaped event names in logs, verification budget per address -------------------------
+# (kept apart from the uninstall tests above)
+
+def test_a_newline_in_an_event_name_cannot_forge_a_log_line(app, caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    forged = "ONAPPUNINSTALL\nINFO Portal evil.example uninstalled cleanly"
+    response = requests.post(f"{app.live_url}/events", data={
+        "event": forged, "auth[member_id]": "unknown", "auth[application_token]": "x",
+    }, timeout=10)
+
+    assert response.status_code == 401
+    [record] = [record for record in caplog.records if record.getMessage().startswith("Event ")]
+    assert "\n" not in record.getMessage()
+    assert "ONAPPUNINSTALL\\nINFO Portal evil.example" in record.getMessage()
+
+
+def test_events_are_throttled_per_client_address_with_retry_after(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "VERIFY_RATE_PER_MINUTE", 2)
+
+    def post_event(address):
+        return client.post("/events", environ_base={"REMOTE_ADDR": address}, data={
+            "event": "ONAPPUPDATE", "auth[member_id]": "unknown", "auth[application_token]": "x",
+            "auth[access_token]": "forged", "auth[refresh_token]": "forged",
+        })
+
+    assert [post_event("203.0.113.5").status_code for _ in range(2)] == [401, 401]
+    throttled = post_event("203.0.113.5")
+    assert throttled.status_code == 429
+    assert throttled.get_json()["error"] == "TOO_MANY_REQUESTS"
+    assert "try again in" in throttled.get_json()["error_description"]
+    assert int(throttled.headers["Retry-After"]) >= 1
+    assert post_event("203.0.113.6").status_code == 401

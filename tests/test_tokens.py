@@ -72,6 +72,22 @@ def test_payment_required_is_recorded(fake, installed_portal, bitrix):
     assert history(bitrix, installed_portal.member_id)[-1] == "refresh_failed"
 
 
+def test_refresh_whatever_the_status_tries_a_payment_required_portal(fake, installed_portal, bitrix):
+    member_id = installed_portal.member_id
+    installed_portal.payment_required = True
+    stale = bitrix.tokens.current(member_id)
+    with pytest.raises(OAuthError):
+        bitrix.tokens.refresh(member_id, stale.version, bitrix.oauth.refresh)
+    installed_portal.payment_required = False  # paid since
+    with pytest.raises(PortalUnavailable):
+        bitrix.tokens.refresh(member_id, stale.version, bitrix.oauth.refresh)
+
+    fresh = bitrix.tokens.refresh(member_id, stale.version, bitrix.oauth.refresh, whatever_the_status=True)
+
+    assert fresh.version == stale.version + 1
+    assert portal_status(bitrix, member_id) == PortalStatus.ACTIVE  # a pair that refreshes works again
+
+
 def test_refresh_reply_without_expires_and_user_id_is_stored(fake, installed_portal, bitrix):
     fake.config.token_response_legacy = True
     member_id = installed_portal.member_id

@@ -1,7 +1,9 @@
 """Installation and app events: verify, store, bind. Plain Python; the blueprints only translate HTTP.
 
 Nothing from an install POST or an event is trusted until the authorization server confirms the
-token (app.info on the *configured* OAuth host) or the stored application token matches.
+token (app.info on the *configured* OAuth host) or the stored application token matches. An
+uninstall also needs Bitrix24's definitive refusal of the stored tokens, since every portal user
+knows the application token.
 """
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from ..models import Database, GatewayConnector, Portal, PortalHistory, PortalStatus
 from .bitrix import Bitrix
 from .errors import BitrixError, OAuthError, PortalUnavailable, Rejected
 from .oauth import AppInfo, TokenSet
-from .tokens import portal_by_member_id, record
+from .tokens import StoredPair, portal_by_member_id, record
 
 BOUND_EVENTS = ("ONAPPUNINSTALL", "ONAPPUPDATE")
 
@@ -46,12 +49,13 @@ def token_lifetime(value) -> int:
         return 3600
 
 
-def authorization_from(values: dict, *, names: dict[str, str]) -> Authorization:
-    """Build an Authorization from a dict, renaming keys (installer POST vs event auth block)."""
-    missing = [outer for outer, inner in names.items() if not values.get(outer)]
+def authorization_from(values: dict, *, names: dict[str, str], optional: frozenset[str] = frozenset()) -> Authorization:
+    """Build an Authorization from a dict, renaming keys (installer POST vs event auth block).
+    An `optional` key that is absent becomes ""."""
+    missing = [outer for outer in names if outer not in optional and not values.get(outer)]
     if missing:
         raise Rejected(400, "MISSING_FIELDS", "The request lacks required fields: " + ", ".join(sorted(missing)) + ".")
-    picked = {inner: values[outer] for outer, inner in names.items()}
+    picked = {inner: values.get(outer) or "" for outer, inner in names.items()}
     picked["expires_in"] = token_lifetime(picked.get("expires_in"))
     return Authorization(scope=str(values.get("APPLICATION_SCOPE") or values.get("scope") or ""), **picked)
 
@@ -111,12 +115,6 @@ def install(bitrix: Bitrix, auth: Authorization) -> Portal:
 
 
 def store_authorization(bitrix: Bitrix, info: AppInfo, auth: Authorization, *, kind: str) -> Portal:
-    tokens = TokenSet(
-        access_token=auth.access_token,
-        refresh_token=auth.refresh_token,
-        expires_at=datetime.now(timezone.utc) + timedelta(seconds=auth.expires_in),
-        user_id=info.user_id,
-    )
     with bitrix.session_factory() as session, session.begin():
         portal = portal_by_member_id(session, auth.member_id)
         if portal is None:
@@ -124,6 +122,7 @@ def store_authorization(bitrix: Bitrix, info: AppInfo, auth: Authorization, *, k
             session.add(portal)
         elif kind == "install" and portal.status != PortalStatus.UNINSTALLED:
             kind = "reinstall"
+        tokens = _tokens_to_store(bitrix, portal, info, auth)
         portal.domain = info.domain
         portal.client_endpoint = info.client_endpoint
         portal.server_endpoint = bitrix.settings.oauth_rest_url
@@ -132,8 +131,22 @@ def store_authorization(bitrix: Bitrix, info: AppInfo, auth: Authorization, *, k
         if auth.application_token:
             bitrix.tokens.set_application_token(portal, auth.application_token)
         bitrix.tokens.save_tokens(session, portal, tokens)
-        record(session, portal.member_id, kind, f"user {info.user_id}")
+        kept = "" if auth.refresh_token else ", refresh token kept"
+        record(session, portal.member_id, kind, f"user {info.user_id}{kept}")
     return portal
+
+
+def _tokens_to_store(bitrix: Bitrix, portal: Portal, info: AppInfo, auth: Authorization) -> TokenSet:
+    """The new access token, with the stored refresh token when none came (ONAPPUPDATE)."""
+    refresh_token = auth.refresh_token or bitrix.tokens.stored_refresh_token(portal)
+    if not refresh_token:
+        raise Rejected(400, "MISSING_FIELDS", "The request lacks required fields: refresh_token.")
+    return TokenSet(
+        access_token=auth.access_token,
+        refresh_token=refresh_token,
+        expires_at=datetime.now(timezone.utc) + timedelta(seconds=auth.expires_in),
+        user_id=info.user_id,
+    )
 
 
 def reseed(bitrix: Bitrix, member_id: str, access_token: str, refresh_token: str, expires_in) -> Portal:
@@ -187,7 +200,8 @@ def _application_token_matches(bitrix: Bitrix, member_id: str, presented: str) -
 def _update(bitrix: Bitrix, auth: dict, token_matches: bool) -> str:
     """ONAPPUPDATE brings a *new* application token, so a mismatch is expected: the tokens it
     carries prove its origin instead (verified with the authorization server)."""
-    authorization = authorization_from(auth, names=EVENT_AUTH_FIELDS)
+    # Only ONAPPINSTALL surely carries a refresh token (reference 2.5); without one the stored one is kept.
+    authorization = authorization_from(auth, names=EVENT_AUTH_FIELDS, optional=frozenset({"refresh_token"}))
     try:
         info = verify(bitrix, authorization.access_token, authorization.member_id)
     except Rejected:
@@ -203,38 +217,88 @@ def _update(bitrix: Bitrix, auth: dict, token_matches: bool) -> str:
 
 
 def uninstall(bitrix: Bitrix, member_id: str, clean: bool) -> str:
-    """Tokens are deleted at once; the portal row stays, marked uninstalled (idempotent)."""
-    if _has_token(bitrix, member_id) and _stored_token_still_works(bitrix, member_id):
-        # Bitrix24 revokes the app's tokens before it sends ONAPPUNINSTALL. A working token means
-        # the event is forged, e.g. by a portal user who saw the application token in the iframe POST.
-        raise Rejected(409, "UNINSTALL_NOT_CONFIRMED",
-                       "The app still has access to this portal, so this uninstall event was ignored.")
+    """Tokens are deleted at once; the portal row stays, marked uninstalled (idempotent).
+
+    Every portal user knows the application token, so the event alone proves nothing: only a
+    definitive answer from Bitrix24 that the stored pair is dead does (`_confirm_revoked`).
+    Anything else is a 409 that changes nothing and can be retried."""
+    pair = bitrix.tokens.stored_pair(member_id)
+    if pair is None:
+        return _already_uninstalled(bitrix, member_id)
+    _confirm_revoked(bitrix, member_id, pair)
     with bitrix.session_factory() as session, session.begin():
-        portal = portal_by_member_id(session, member_id)
+        portal = bitrix.tokens.lock_portal_token(session, member_id)
+        if not pair.is_current(portal.token):  # e.g. a reinstall landed while we probed
+            raise _not_confirmed("The app was authorized again while the uninstall was being checked.")
         portal.token = None
         portal.status = PortalStatus.UNINSTALLED
         if clean:
-            portal.editor_user_ids = []
-            session.execute(delete(PortalHistory).where(PortalHistory.member_id == member_id))
-            # The databases' credentials go too; Bitrix24 may keep the sources, which then fail.
-            session.execute(delete(Database).where(Database.portal_id == portal.id))
-            session.execute(delete(GatewayConnector).where(GatewayConnector.portal_id == portal.id))
+            _purge(session, portal)
         record(session, member_id, "uninstall", "clean" if clean else "")
     return "uninstalled"
 
 
-def _has_token(bitrix: Bitrix, member_id: str) -> bool:
+def _already_uninstalled(bitrix: Bitrix, member_id: str) -> str:
+    """No pair to probe. A repeated event changes nothing, and never purges: the CLEAN choice
+    belonged to the event that was confirmed."""
     with bitrix.session_factory() as session:
-        portal = portal_by_member_id(session, member_id)
-        return portal is not None and portal.token is not None
+        status = session.scalar(select(Portal.status).where(Portal.member_id == member_id))
+    if status != PortalStatus.UNINSTALLED:
+        raise _not_confirmed("The app holds no authorization for this portal to check the event with.")
+    return "uninstalled"
 
 
-def _stored_token_still_works(bitrix: Bitrix, member_id: str) -> bool:
+def _purge(session: Session, portal: Portal) -> None:
+    portal.editor_user_ids = []
+    session.execute(delete(PortalHistory).where(PortalHistory.member_id == portal.member_id))
+    # The databases' credentials go too; Bitrix24 may keep the sources, which then fail.
+    session.execute(delete(Database).where(Database.portal_id == portal.id))
+    session.execute(delete(GatewayConnector).where(GatewayConnector.portal_id == portal.id))
+
+
+# Bitrix24 revokes the app's tokens before it sends ONAPPUNINSTALL (reference 2.6, 4.6, 3.8).
+APP_GONE_REST_CODES = {"APPLICATION_NOT_FOUND"}  # checked before expiry: any token of a removed app
+TOKEN_REFUSED_REST_CODES = {"expired_token", "invalid_token"}  # the refresh decides
+PAIR_DEAD_OAUTH_CODES = {"invalid_grant", "invalid_client"}
+
+
+def _confirm_revoked(bitrix: Bitrix, member_id: str, pair: StoredPair) -> None:
+    """Return only if Bitrix24 definitively refused the stored pair; otherwise raise a 409."""
+    code = _rest_probe(bitrix, member_id, pair)
+    if code is None:
+        raise _not_confirmed("The app still has access to this portal, so this uninstall event was ignored.")
+    if code in APP_GONE_REST_CODES:
+        return
+    # needs_reauth: the stored refresh token already failed, so failing again proves nothing.
+    if code in TOKEN_REFUSED_REST_CODES and pair.portal_status != PortalStatus.NEEDS_REAUTH:
+        return _confirm_by_refresh(bitrix, member_id, pair)
+    raise _not_confirmed(f"Bitrix24 did not confirm that the app was removed ({code[:64]}).")
+
+
+def _rest_probe(bitrix: Bitrix, member_id: str, pair: StoredPair) -> str | None:
+    """The error code the portal answers the stored access token with (None: it works). Not the
+    portal's own client: that one refreshes by itself and sends nothing for a payment_required
+    or needs_reauth portal."""
+    client = bitrix.user_client(pair.client_endpoint, pair.access_token, member_id)
     try:
-        bitrix.client(member_id).call("app.info")
-    except (BitrixError, PortalUnavailable) as exc:
-        if exc.code in ("NETWORK_ERROR", "NETWORK_TIMEOUT", "QUERY_LIMIT_EXCEEDED"):
-            raise Rejected(502, "PORTAL_UNREACHABLE",
-                           "The portal could not be asked to confirm the uninstall; nothing was changed.") from None
-        return False
-    return True
+        client.call("app.info")
+    except BitrixError as exc:
+        return exc.code
+    return None
+
+
+def _confirm_by_refresh(bitrix: Bitrix, member_id: str, pair: StoredPair) -> None:
+    try:
+        bitrix.tokens.refresh(member_id, pair.version, bitrix.oauth.refresh, whatever_the_status=True)
+    except OAuthError as exc:
+        if exc.code in PAIR_DEAD_OAUTH_CODES:
+            return
+        raise _not_confirmed(f"Bitrix24 did not confirm that the app was removed ({exc.code[:64]}).") from None
+    except PortalUnavailable:
+        raise _not_confirmed("The portal's stored authorization changed while the uninstall was being checked.") from None
+    # The pair refreshed (or another worker had just replaced it): the app is still installed.
+    raise _not_confirmed("The app still has access to this portal, so this uninstall event was ignored.")
+
+
+def _not_confirmed(reason: str) -> Rejected:
+    return Rejected(409, "UNINSTALL_NOT_CONFIRMED", reason + " Nothing was changed; the event can be sent again.")

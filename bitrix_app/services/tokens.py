@@ -44,6 +44,24 @@ class AccessToken:
         return f"AccessToken(version={self.version}, expires_at={self.expires_at!r})"
 
 
+@dataclass(frozen=True)
+class StoredPair:
+    """The stored pair as read, whatever the portal's status: what an uninstall probes."""
+
+    access_token: str
+    version: int
+    # A reinstall after a deleted pair starts again at version 1; the ciphertext still differs.
+    ciphertext: str
+    portal_status: str
+    client_endpoint: str
+
+    def is_current(self, row: PortalToken | None) -> bool:
+        return row is not None and row.version == self.version and row.access_token_encrypted == self.ciphertext
+
+    def __repr__(self) -> str:
+        return f"StoredPair(version={self.version}, portal_status={self.portal_status!r})"
+
+
 def as_utc(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes; everything we store is UTC.
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
@@ -94,6 +112,10 @@ class TokenStore:
     def set_application_token(self, portal: Portal, application_token: str) -> None:
         portal.application_token_encrypted = self.cipher.encrypt(application_token)
 
+    def stored_refresh_token(self, portal: Portal) -> str | None:
+        """The refresh token to keep when Bitrix24 sent none (ONAPPUPDATE)."""
+        return self.cipher.decrypt(portal.token.refresh_token_encrypted) if portal.token else None
+
     def application_token(self, portal: Portal) -> str | None:
         if not portal.application_token_encrypted:
             return None
@@ -107,6 +129,15 @@ class TokenStore:
             row = self._usable_token(portal, member_id)
             return self._access_token(row)
 
+    def stored_pair(self, member_id: str) -> StoredPair | None:
+        with self.session_factory() as session:
+            portal = portal_by_member_id(session, member_id)
+            if portal is None or portal.token is None:
+                return None
+            row = portal.token
+            return StoredPair(self.cipher.decrypt(row.access_token_encrypted), row.version,
+                              row.access_token_encrypted, portal.status, portal.client_endpoint)
+
     def refresh_token(self, member_id: str) -> str:
         """Only for the CLI `portals refresh`; never leaves the process."""
         with self.session_factory() as session:
@@ -115,11 +146,17 @@ class TokenStore:
 
     # --- single-flight refresh -----------------------------------------------------------
 
-    def refresh(self, member_id: str, stale_version: int, refresh: Callable[[str], TokenSet]) -> AccessToken:
-        """Refresh unless another worker already replaced the token we found stale."""
+    def refresh(self, member_id: str, stale_version: int, refresh: Callable[[str], TokenSet], *,
+                whatever_the_status: bool = False) -> AccessToken:
+        """Refresh unless another worker already replaced the token we found stale.
+
+        `whatever_the_status` also tries a portal marked payment_required or needs_reauth: the
+        uninstall probe asks the authorization server whether it still knows the pair."""
         failure: OAuthError | None = None
         with self.session_factory() as session, session.begin():
-            row = self._lock_token_row(session, member_id)
+            portal = self.lock_portal_token(session, member_id)
+            usable = whatever_the_status and portal.token is not None
+            row = portal.token if usable else self._usable_token(portal, member_id)
             if row.version != stale_version:
                 return self._access_token(row)
             try:
@@ -130,11 +167,13 @@ class TokenStore:
                 failure = exc
             else:
                 self.save_tokens(session, row.portal, tokens)
+                row.portal.status = PortalStatus.ACTIVE  # a pair that refreshes works again
                 record(session, member_id, "refresh")
                 return self._access_token(row)
         raise failure
 
-    def _lock_token_row(self, session: Session, member_id: str) -> PortalToken:
+    def lock_portal_token(self, session: Session, member_id: str) -> Portal:
+        """The portal with its token row (if any) locked until the caller's transaction ends."""
         portal_id = session.scalar(select(Portal.id).where(Portal.member_id == member_id))
         if portal_id is None:
             raise PortalUnavailable(PORTAL_NOT_FOUND, f"No installed portal {member_id}.")
@@ -143,10 +182,8 @@ class TokenStore:
             session.execute(
                 update(PortalToken).where(PortalToken.portal_id == portal_id).values(version=PortalToken.version)
             )
-        row = session.scalars(
-            select(PortalToken).where(PortalToken.portal_id == portal_id).with_for_update()
-        ).first()
-        return self._usable_token(row.portal if row else session.get(Portal, portal_id), member_id)
+        session.scalars(select(PortalToken).where(PortalToken.portal_id == portal_id).with_for_update()).first()
+        return session.get(Portal, portal_id)
 
     def _mark_refresh_failure(self, session: Session, portal: Portal, exc: OAuthError) -> None:
         if exc.code in REAUTH_OAUTH_CODES:

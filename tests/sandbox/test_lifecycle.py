@@ -144,6 +144,20 @@ def test_update_app(b24, installed, call, receiver, removed_first):
     assert rebound == (["ONAPPUNINSTALL"] if removed_first else [])
 
 
+def test_update_event_without_refresh_token_by_switch(b24, installed, call, receiver):
+    b24.config.update_event_refresh_token = False
+    bind(call, receiver, "ONAPPUPDATE")
+
+    b24.update_app(installed)
+
+    [event] = receiver.to("/events")
+    auth = auth_of(event["form"])
+    assert "refresh_token" not in auth and auth["access_token"]
+    assert auth["application_token"] == installed.application_token
+    b24.install(installed, ui=False)
+    assert "refresh_token" in auth_of(receiver.to("/events")[-1]["form"])  # ONAPPINSTALL still has one
+
+
 def test_update_before_install_finish_sends_nothing(b24, portal, call, receiver):
     bind(call, receiver, "ONAPPUPDATE")
 

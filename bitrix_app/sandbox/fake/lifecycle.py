@@ -14,7 +14,7 @@ from . import tokens
 from .outbound import post_form
 from .state import Portal, User
 
-# Events whose auth block carries a refresh token.
+# Events whose auth block carries a refresh token (ONAPPUPDATE: config.update_event_refresh_token).
 EVENTS_WITH_REFRESH_TOKEN = {"ONAPPINSTALL", "ONAPPUPDATE", "ONOFFLINEEVENT"}
 
 
@@ -192,6 +192,12 @@ def _post_event(fake, portal: Portal, event_name: str, record: dict, data: dict 
     return post_form(fake, record["handler"], payload, "event", fake.config.event_timeout, event=event_name.upper())
 
 
+def _carries_refresh_token(fake, event_name: str) -> bool:
+    if event_name == "ONAPPUPDATE":
+        return fake.config.update_event_refresh_token
+    return event_name in EVENTS_WITH_REFRESH_TOKEN
+
+
 def event_payload(fake, portal: Portal, event_name: str, data: dict | None, user: User, *,
                   handler_id: int | None, with_tokens: bool = True, auth_overrides: dict | None = None) -> dict:
     state = fake.state
@@ -204,7 +210,7 @@ def event_payload(fake, portal: Portal, event_name: str, data: dict | None, user
     if with_tokens:
         auth["status"] = portal.app_status
     auth.update(client_endpoint=portal.client_endpoint, member_id=portal.member_id)
-    if refresh is not None and event_name in EVENTS_WITH_REFRESH_TOKEN:
+    if refresh is not None and _carries_refresh_token(fake, event_name):
         auth["refresh_token"] = refresh.value
     auth["application_token"] = portal.application_token
     for key, value in (auth_overrides or {}).items():

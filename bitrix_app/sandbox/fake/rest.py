@@ -195,10 +195,10 @@ def authenticate(fake, portal: Portal, token: str | None) -> AccessToken:
         access = state.access_tokens.get(token)
         if access is None or access.member_id != portal.member_id:
             raise RestError("invalid_token", "Unable to get application by token", 401)
+        if not state.is_app_installed(portal, access.client_id):  # checked before expiry (reference 4.6)
+            raise RestError("APPLICATION_NOT_FOUND", "Application not found", 401)
         if access.status == "rotated" or access.expires_at <= state.clock.now():
             raise RestError("expired_token", "The access token provided has expired", 401)
-        if not state.is_app_installed(portal, access.client_id):
-            raise RestError("APPLICATION_NOT_FOUND", "Application not found", 401)
         if access.status == "revoked":  # revoked by an uninstall, app installed again since
             raise RestError("invalid_token", "Unable to get application by token", 401)
         return access
