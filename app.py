@@ -1,12 +1,20 @@
 """Entry point: `gunicorn app:app` and `flask --app app <command>`.
 
 `flask --app app sandbox` runs the local demo (the app plus a fake Bitrix24) with throwaway
-settings of its own; every other entry point needs the production configuration.
+settings of its own; every other entry point needs the production configuration. Without it
+the process stops with one line per problem, except that `flask --app app [COMMAND] --help`
+still lists and explains the commands.
 """
 import sys
+from pathlib import Path
 
-from bitrix_app import create_app
-from bitrix_app.config import ProductionConfig, SandboxConfig
+from flask import Flask
+
+from bitrix_app import create_app, register_commands
+from bitrix_app.config import ConfigError, ProductionConfig, SandboxConfig
+
+# gunicorn halts on this exit code of a worker ("App failed to load.") instead of restarting it forever.
+GUNICORN_APP_LOAD_ERROR = 4
 
 
 def _cli_command(argv: list[str]) -> str | None:
@@ -19,9 +27,36 @@ def _cli_command(argv: list[str]) -> str | None:
     return None
 
 
+def _asks_flask_for_help(argv: list[str]) -> bool:
+    program = Path(argv[0]) if argv else Path()
+    is_flask = program.name == "flask" or program.parent.name == "flask"  # the script, or python -m flask
+    return is_flask and ("--help" in argv or _cli_command(argv) is None)
+
+
+def command_listing_app() -> Flask:
+    """Just enough of the app for `--help` to list its commands; none of them runs without a configuration."""
+    from flask_migrate.cli import db as db_commands
+
+    listing = Flask("bitrix_app")
+    register_commands(listing)
+    listing.cli.add_command(db_commands)
+    return listing
+
+
+def stop(error: ConfigError):
+    for line in str(error).splitlines():
+        print(f"Configuration error: {line}", file=sys.stderr)
+    raise SystemExit(GUNICORN_APP_LOAD_ERROR if "gunicorn" in sys.modules else 1)
+
+
 if _cli_command(sys.argv) == "sandbox":
     from bitrix_app.sandbox.runner import sandbox_overrides
 
     app = create_app(SandboxConfig, sandbox_overrides())
 else:
-    app = create_app(ProductionConfig)
+    try:
+        app = create_app(ProductionConfig)
+    except ConfigError as error:
+        if not _asks_flask_for_help(sys.argv):
+            stop(error)
+        app = command_listing_app()

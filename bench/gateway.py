@@ -110,7 +110,8 @@ def start_app(folder: str, fake_url: str, port: int, log) -> subprocess.Popen:
                BITRIX_CLIENT_SECRET=CLIENT_SECRET, TOKEN_ENCRYPTION_KEYS=TokenCipher.generate_key(),
                APP_PUBLIC_URL=f"http://127.0.0.1:{port}", DATABASE_URL=f"sqlite:///{folder}/app.db",
                BITRIX_OAUTH_SERVER=fake_url, BITRIX_ALLOW_INSECURE="1", GATEWAY_ALLOWED_NETWORKS="127.0.0.1/32",
-               GATEWAY_MAX_ROWS="5000000", GATEWAY_STATEMENT_TIMEOUT="300")
+               GATEWAY_MAX_ROWS="5000000", GATEWAY_STATEMENT_TIMEOUT="300",
+               ALLOW_SQLITE="1")  # the app's own small database; the bench database is PostgreSQL
     bin_ = Path(sys.executable).parent
     subprocess.run([str(bin_ / "flask"), "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True,
                    stdout=log, stderr=log)

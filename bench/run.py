@@ -94,7 +94,7 @@ class Sandbox:
         )
 
     def bitrix(self) -> Bitrix:
-        return Bitrix(self.settings, self.session_factory)
+        return Bitrix(self.settings, self.session_factory).for_jobs()
 
     def add_portal(self, name: str, sources: int = 2, enterprise: bool = False):
         domain = f"{name}.r{self.round}.bitrix24.test"
@@ -203,7 +203,7 @@ def source_update(source_id: int, title: str, host: str) -> tuple[str, dict]:
 # --- scenario 1: N updates on one portal --------------------------------------------------------------
 
 def ours_apply(settings, database_url, plan_data, members, workers):
-    bitrix = Bitrix(settings, make_session_factory(make_engine(database_url)))
+    bitrix = Bitrix(settings, make_session_factory(make_engine(database_url))).for_jobs()
     runner = PlanRunner(bitrix, parse_plan(plan_data, {}))
     wall, reports = timed(lambda: list(runner.run(members, workers=workers)))
     return wall, [(r.status, sum(u.applied for u in r.updates)) for r in reports]
@@ -294,7 +294,7 @@ def scenario_fleet(sandbox: Sandbox, count: int, workers: int) -> list[Row]:
 def ours_worker(settings, database_url, member_id, ready, start, results):
     from concurrent.futures import ThreadPoolExecutor
 
-    bitrix = Bitrix(settings, make_session_factory(make_engine(database_url)))
+    bitrix = Bitrix(settings, make_session_factory(make_engine(database_url))).for_jobs()
 
     def one_call(_):
         client = bitrix.client(member_id)  # one client per call, like one per web request
@@ -379,7 +379,7 @@ CALLS_PER_JOB = 20
 
 
 def ours_calls(settings, database_url, member_id, ready, start, results):
-    client = Bitrix(settings, make_session_factory(make_engine(database_url))).client(member_id)
+    client = Bitrix(settings, make_session_factory(make_engine(database_url))).for_jobs().client(member_id)
     ready.put(True)
     start.wait(timeout=60)
     results.put([_succeeds(lambda: client.call("user.admin")) for _ in range(CALLS_PER_JOB)])

@@ -2,7 +2,9 @@
 entry point for scripts and jobs."""
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
@@ -12,7 +14,7 @@ from .config import INSTANCE_PATH, Config, ProductionConfig, default_database_ur
 from .extensions import db, migrate
 from .gateway.service import Gateway
 from .gateway.settings import GatewaySettings
-from .logging_setup import install_log_redaction
+from .logging_setup import escaped, install_log_redaction
 from .services.bitrix import Bitrix
 from .services.database import configure_sqlite, engine_options, make_session_factory
 from .services.errors import Rejected
@@ -37,6 +39,7 @@ def create_app(config_class: type[Config] = ProductionConfig, overrides: dict | 
 
     register_extensions(app)
     register_blueprints(app)
+    register_input_checks(app)
     register_error_handlers(app)
     register_commands(app)
     return app
@@ -72,14 +75,67 @@ def register_blueprints(app: Flask) -> None:
         return jsonify(status="ok", database="ok")
 
 
+# NUL (PostgreSQL refuses it in text: a 500 later), other control characters and lone surrogates.
+# Tab, line feed and carriage return are ordinary text (a description, a saved query).
+FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# Not the connector blueprint: /gateway/ takes customers' filter strings and validates them itself.
+CHECKED_BLUEPRINTS = ("install", "events", "placement", "api")
+
+
+def register_input_checks(app: Flask) -> None:
+    for name in CHECKED_BLUEPRINTS:
+        # Appended after the blueprint's own hooks: /api authenticates and caps the body size first.
+        app.before_request_funcs.setdefault(name, []).append(reject_control_characters)
+
+
+def reject_control_characters() -> None:
+    """400 INVALID_CHARACTERS for a query, form or JSON body with a forbidden character in a name or value."""
+    for where, text in submitted_text():
+        found = FORBIDDEN_CHARACTERS.search(text)
+        if found:
+            raise Rejected(400, "INVALID_CHARACTERS",
+                           f"The field {escaped(where, limit=80)} contains a control character "
+                           f"(U+{ord(found.group()):04X}); remove it and send the request again.")
+
+
+def submitted_text() -> Iterator[tuple[str, str]]:
+    """(field, text) for every name and value in the query string, the form and a JSON body."""
+    for values in (request.args, request.form):
+        for name, value in values.items(multi=True):
+            yield name, name
+            yield name, value
+    if request.is_json:
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # absurdly deep: the view answers INVALID_JSON
+            return
+        yield from json_text(body)
+
+
+def json_text(body) -> Iterator[tuple[str, str]]:
+    """(path, text) for every key and string in parsed JSON; a loop, not recursion, whatever the depth."""
+    pending = [("", body)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                child = f"{path}.{key}" if path else str(key)
+                yield child, str(key)
+                pending.append((child, item))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            yield path, value
+
+
 def wants_json() -> bool:
     return request.path.startswith(("/api/", "/events")) or request.accept_mimetypes.best == "application/json"
 
 
-def error_response(status: int, code: str, description: str):
+def error_response(status: int, code: str, description: str, headers: dict | None = None):
     if wants_json():
-        return jsonify(error=code, error_description=description), status
-    return render_template("error.html", status=status, code=code, description=description), status
+        return jsonify(error=code, error_description=description), status, headers or {}
+    return render_template("error.html", status=status, code=code, description=description), status, headers or {}
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -92,7 +148,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = (exc.name or "error").upper().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or "")
+        # Keep what the exception says besides its body: Retry-After on a 429, Allow on a 405.
+        headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+        return error_response(exc.code or 500, code, exc.description or "", headers)
 
 
 def register_commands(app: Flask) -> None:
@@ -123,7 +181,8 @@ def portal_client(member_id_or_domain: str) -> BitrixClient:
 
     Reads the same environment as the web app (DATABASE_URL, BITRIX_CLIENT_ID, ...). The client
     uses the portal's stored token, refreshes it single-flight when Bitrix24 says it expired,
-    and waits for the portal's shared leaky bucket before every request:
+    and waits for the portal's shared leaky bucket before every request (up to
+    BITRIX_JOB_MAX_WAIT; a longer queue raises `RateLimited`):
 
         from bitrix_app import portal_client
         from bitrix_app.services.biconnector import Biconnector
@@ -134,4 +193,4 @@ def portal_client(member_id_or_domain: str) -> BitrixClient:
 
     Raises `PortalUnavailable` for an unknown, uninstalled or re-authorization-needing portal.
     """
-    return shared_bitrix().client(member_id_or_domain)
+    return shared_bitrix().for_jobs().client(member_id_or_domain)

@@ -6,6 +6,7 @@ Success: `{"result": ...}`. Failure: `{"error": CODE, "error_description": "..."
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 
@@ -28,7 +29,9 @@ REAUTH_CODES = {"PORTAL_NEEDS_REAUTH", "invalid_grant", "invalid_client", "PORTA
                 "APPLICATION_NOT_FOUND", "expired_token", "invalid_token", "NO_AUTH_FOUND"}
 FORBIDDEN_CODES = {"ACCESS_DENIED", "insufficient_scope", "user_access_error", "METHOD_CONFIRM_DENIED",
                    "METHOD_CONFIRM_WAITING"}
-RATE_LIMIT_STATUS = {"QUERY_LIMIT_EXCEEDED": 503, "OVERLOAD_LIMIT": 503, "OPERATION_TIME_LIMIT": 429}
+# PORTAL_BUSY and TOO_MANY_REQUESTS are our own admission control refusing to wait (RateLimited).
+RATE_LIMIT_STATUS = {"QUERY_LIMIT_EXCEEDED": 503, "OVERLOAD_LIMIT": 503, "OPERATION_TIME_LIMIT": 429,
+                     "PORTAL_BUSY": 503, "TOO_MANY_REQUESTS": 429}
 INPUT_CODES = {"BX_INVALID_VALUE", "BX_EMPTY_REQUIRED", "ERROR_ARGUMENT"}
 _FIELD_IN_MESSAGE = re.compile(r'Field "(\w+)"')
 
@@ -114,7 +117,7 @@ def session_error(exc: SessionTokenError):
 
 @bp.errorhandler(InvalidFields)
 def invalid_fields(exc: InvalidFields):
-    return error_json(400, exc.code, exc.description, fields=exc.fields(lang()))
+    return error_json(exc.status, exc.code, exc.description, fields=exc.fields(lang()))
 
 
 @bp.errorhandler(Rejected)
@@ -138,7 +141,7 @@ def bitrix_failed(exc: BitrixError):
 
 def _retry_after(exc: BitrixError) -> int:
     if exc.reset_at:
-        return max(1, int(exc.reset_at - time.time()))
+        return max(1, math.ceil(exc.reset_at - time.time()))
     return 5
 
 

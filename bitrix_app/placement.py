@@ -16,14 +16,16 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, make_response, render_template, request, url_for
 
+from . import error_response
 from .api import session_tokens
+from .install import client_network
 from .models import PortalStatus
 from .services.lifecycle import token_lifetime
 from .services.messages import normalize_lang, ui_texts
 from .services.session_tokens import TabSession
-from .services.tab import TabUser, authenticate_opening
+from .services.tab import TabUser, Throttled, authenticate_opening
 
 bp = Blueprint("placement", __name__)
 
@@ -35,7 +37,7 @@ _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
 def open_tab():
     lang = normalize_lang(request.args.get("LANG"))
     bitrix = current_app.extensions["bitrix"]
-    user = authenticate_opening(bitrix, request.form, lang)
+    user = authenticate_opening(bitrix, request.form, lang, client_network(request.remote_addr))
     token = session_tokens().issue(_session_for(user, lang))
     page = render_template(
         "app.html",
@@ -56,6 +58,15 @@ def open_tab():
         },
     )
     return page, 200, _page_headers(user)
+
+
+@bp.errorhandler(Throttled)
+def throttled(exc: Throttled):
+    """Admission control refused the opening (too many unverified openings, or the portal's queue
+    is full): the error page, and when to try again."""
+    response = make_response(error_response(exc.status, exc.code, exc.description))
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _session_for(user: TabUser, lang: str) -> TabSession:

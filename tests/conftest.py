@@ -13,11 +13,17 @@ import pytest
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
-from bitrix_app import create_app
-from bitrix_app.config import TestConfig
-from bitrix_app.models import Base
-from bitrix_app.sandbox.fake import FakeBitrix24
-from bitrix_app.services.crypto import TokenCipher
+# Production entry points that tests start (gunicorn in test_app.py, scripts in test_automation.py)
+# run on the SQLite test database unless TEST_DATABASE_URL names another; production refuses SQLite
+# without this opt-in. Set before bitrix_app.config reads the environment.
+if (os.environ.get("TEST_DATABASE_URL") or "sqlite").startswith("sqlite"):
+    os.environ.setdefault("ALLOW_SQLITE", "1")
+
+from bitrix_app import create_app  # noqa: E402
+from bitrix_app.config import TestConfig  # noqa: E402
+from bitrix_app.models import Base  # noqa: E402
+from bitrix_app.sandbox.fake import FakeBitrix24  # noqa: E402
+from bitrix_app.services.crypto import TokenCipher  # noqa: E402
 
 CLIENT_ID = "app.test.client"
 CLIENT_SECRET = "test-client-secret-value"
@@ -64,7 +70,7 @@ def fake_server():
 @pytest.fixture(scope="session")
 def app_config(database_url, encryption_key, fake_server, gateway_sqlite_dir) -> dict:
     return {
-        "SECRET_KEY": "test-secret-key",
+        "SECRET_KEY": "test-secret-key-of-at-least-32-characters",  # scripts validate it as production does
         "BITRIX_CLIENT_ID": CLIENT_ID,
         "BITRIX_CLIENT_SECRET": CLIENT_SECRET,
         "BITRIX_OAUTH_SERVER": fake_server.url,

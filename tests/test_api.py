@@ -3,6 +3,7 @@ cross-portal isolation and secrets."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -12,6 +13,7 @@ from bitrix_app.services.biconnector import Biconnector
 from bitrix_app.services.errors import BitrixError, OAuthError, PortalUnavailable
 from bitrix_app.services.rest import BitrixClient
 from bitrix_app.services.session_tokens import SessionTokens, TabSession
+from bitrix_app.services.validation import EndpointPolicy
 from tests.conftest import not_gateway
 
 SECRETS = ("demo-token-1", "demo-token-2", "wh1.demo.test", "wh2.demo.test", "5432", "5433")
@@ -480,3 +482,112 @@ def test_reseed_with_an_expired_admin_token_fails_cleanly(fake, open_tab, demo_p
     response = admin.post("/reseed")
     assert response.status_code == 401 and response.get_json()["error"] == "INVALID_AUTH"
     assert bitrix.portal(demo_portal.member_id).status == PortalStatus.NEEDS_REAUTH
+
+
+# --- admission control -------------------------------------------------------------------------
+
+def test_a_full_portal_queue_is_503_with_retry_after_without_waiting(admin, demo_portal, bitrix, monkeypatch):
+    slept = []
+    monkeypatch.setattr(bitrix.limiter, "sleep", slept.append)
+    member_id = demo_portal.member_id
+    for _ in range(70):  # other workers filled the bucket: the next slot is ~10 s away, the web cap is 3 s
+        bitrix.limiter.store.reserve(f"portal:{member_id}", bitrix.limiter.rate_for(member_id))
+
+    response = admin.get("/connectors")
+
+    assert error_of(response) == (503, "PORTAL_BUSY")
+    assert "Try again in a few seconds" in response.get_json()["error_description"]
+    assert int(response.headers["Retry-After"]) >= 5
+    assert slept == []  # refused at once, no request thread put to sleep
+
+
+def test_our_own_refusals_map_to_429_and_503():
+    assert status_for(BitrixError("TOO_MANY_REQUESTS")) == 429
+    assert status_for(BitrixError("PORTAL_BUSY")) == 503
+
+
+# --- endpoint URLs: administrators only, public hosts only -------------------------------------
+
+class FakeDns:
+    """A resolver for names under .test: never the network. Unknown names do not resolve."""
+
+    def __init__(self, names: dict[str, str]):
+        self.names = names
+        self.lookups: list[str] = []
+
+    def __call__(self, host, port, type=None, **_):
+        self.lookups.append(host)
+        if host not in self.names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (self.names[host], port))]
+
+
+@pytest.fixture
+def dns(bitrix, monkeypatch):
+    resolver = FakeDns({"db.corp.test": "10.1.2.3", "bi.partner.test": "93.184.216.34"})
+    policy = EndpointPolicy(bitrix.endpoint_policy.allowed, resolver=resolver)
+    monkeypatch.setattr(bitrix, "endpoint_policy", policy)
+    return resolver
+
+
+@pytest.fixture
+def editor(open_tab, admin, demo_portal):
+    user = demo_portal.add_user("Egor Editor")
+    assert admin.put("/editors", json={"userIds": [user.id]}).status_code == 200
+    return open_tab(demo_portal, user)
+
+
+def test_an_editor_cannot_change_an_endpoint_url(editor, demo_portal, sent, dns):
+    before = demo_portal.connectors[connector_id(demo_portal)]["urlCheck"]
+    response = editor.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {
+        "title": "Renamed", "urlCheck": "https://collector.attacker.test/check"}})
+
+    assert error_of(response) == (403, "ENDPOINTS_ADMIN_ONLY")
+    assert "Only a portal administrator" in response.get_json()["error_description"]
+    assert [(f["field"], f["code"]) for f in response.get_json()["fields"]] == [("urlCheck", "ENDPOINTS_ADMIN_ONLY")]
+    assert sent == [] and dns.lookups == []
+    assert demo_portal.connectors[connector_id(demo_portal)]["urlCheck"] == before
+
+
+def test_an_editor_still_edits_the_other_fields_and_may_resend_unchanged_urls(editor, demo_portal, sent, dns):
+    current = editor.get(f"/connectors/{connector_id(demo_portal)}").get_json()["result"]
+    response = editor.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {
+        "title": "By editor", "urlCheck": current["urlCheck"], "urlData": current["urlData"]}})
+
+    assert response.status_code == 200, response.get_json()
+    assert sent == [("connector", connector_id(demo_portal), {"title": "By editor"})]
+    assert dns.lookups == []
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("http://10.0.0.5/check", "10.0.0.5 is a private address"),
+    ("http://127.0.0.2:8080/check", "127.0.0.2 is a loopback address"),  # only 127.0.0.1 is allowed in tests
+    ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
+    ("http://[::ffff:192.168.1.10]/check", "private"),
+    ("https://db.corp.test/check", "db.corp.test resolves to 10.1.2.3, a private address"),
+    ("https://nowhere.test/check", "could not resolve nowhere.test"),
+])
+def test_an_administrator_cannot_point_an_endpoint_at_an_inner_host(admin, demo_portal, sent, dns, url, words):
+    response = admin.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {"urlData": url}})
+
+    assert response.status_code == 400
+    [error] = response.get_json()["fields"]
+    assert error["field"] == "urlData" and error["code"] in ("ADDRESS_NOT_ALLOWED", "HOST_NOT_RESOLVED")
+    assert words.lower() in error["message"].lower()
+    assert sent == []
+
+
+def test_an_administrator_points_an_endpoint_at_a_public_or_allowed_host(admin, demo_portal, sent, dns, fake):
+    public, allowed = "https://bi.partner.test/data", f"{fake.url}/_demo_connector/v2/data"  # 127.0.0.1 is allowed
+    for url in (public, allowed):
+        response = admin.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {"urlData": url}})
+        assert response.status_code == 200, response.get_json()
+        assert demo_portal.connectors[connector_id(demo_portal)]["urlData"] == url
+    assert [fields for _, _, fields in sent] == [{"urlData": public}, {"urlData": allowed}]
+    assert dns.lookups == ["bi.partner.test"]  # an IP literal is checked without any lookup
+
+
+def test_address_refusals_are_explained_in_russian(open_tab, demo_portal, dns):
+    admin = open_tab(demo_portal, lang="ru")
+    response = admin.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {"urlCheck": "http://10.0.0.5/"}})
+    assert "публичный хост" in response.get_json()["fields"][0]["message"]

@@ -29,9 +29,9 @@ def test_unknown_page_is_an_html_404(client):
 def test_flask_db_upgrade_creates_the_schema(tmp_path):
     database = tmp_path / "fresh.db"
     env = {
-        "PATH": str(Path(sys.executable).parent), "SECRET_KEY": "k", "BITRIX_CLIENT_ID": "id",
+        "PATH": str(Path(sys.executable).parent), "SECRET_KEY": "k" * 32, "BITRIX_CLIENT_ID": "id",
         "BITRIX_CLIENT_SECRET": "secret", "TOKEN_ENCRYPTION_KEYS": TokenCipher.generate_key(),
-        "APP_PUBLIC_URL": "https://app.example.com", "DATABASE_URL": f"sqlite:///{database}",
+        "APP_PUBLIC_URL": "https://app.example.com", "DATABASE_URL": f"sqlite:///{database}", "ALLOW_SQLITE": "1",
     }
     flask = str(Path(sys.executable).with_name("flask"))
     result = subprocess.run([flask, "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
@@ -41,3 +41,25 @@ def test_flask_db_upgrade_creates_the_schema(tmp_path):
 
     tables = {row[0] for row in sqlite3.connect(database).execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"portals", "portal_tokens", "portal_history", "alembic_version"} <= tables
+
+
+def pinned_requirements() -> dict[str, str]:
+    import re
+
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[re.sub(r"\[.*\]", "", name).lower()] = version
+    return pins
+
+
+def test_libraries_the_app_imports_directly_are_pinned_to_the_installed_versions():
+    from importlib.metadata import version
+
+    pins = pinned_requirements()
+    for name in ("werkzeug", "jinja2", "itsdangerous", "markupsafe", "urllib3"):
+        assert name in pins, f"{name} is used directly by the app but not pinned in requirements.txt"
+    for name, pinned in pins.items():
+        assert version(name) == pinned, f"requirements.txt pins {name}=={pinned}, but {version(name)} is installed"

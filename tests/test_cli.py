@@ -252,9 +252,9 @@ def test_sources_list_and_get_never_print_setting_values(runner, demo):
 
 
 def test_source_update_from_a_file_keeps_the_secret_quiet(runner, fake, demo, tmp_path, monkeypatch):
-    monkeypatch.setenv("WAREHOUSE_TOKEN", "s3cret-from-env")
+    monkeypatch.setenv("PLAN_WAREHOUSE_TOKEN", "s3cret-from-env")
     fields = tmp_path / "fields.json"
-    fields.write_text(json.dumps({"settings": {"token": "${WAREHOUSE_TOKEN}", "port": 6543}}))
+    fields.write_text(json.dumps({"settings": {"token": "${PLAN_WAREHOUSE_TOKEN}", "port": 6543}}))
     source_id = demo["source_ids"][0]
 
     result = invoke(runner, "sources", "update", source_id, f"@{fields}", "--portal", "alpha.bitrix24.test")

@@ -158,3 +158,47 @@ def test_non_ascii_member_id_is_a_4xx(fake, portal, app):
     })
     assert response.status_code == 403
     assert "MEMBER_ID_MISMATCH" in response.text
+
+
+# --- verification budget per client address (issue 12) ---------------------------------------------
+
+def forged_install(client, address: str):
+    return client.post("/install", query_string={"DOMAIN": "x", "LANG": "en"}, environ_base={"REMOTE_ADDR": address},
+                       data={"AUTH_ID": "forged", "REFRESH_ID": "forged", "AUTH_EXPIRES": "3600",
+                             "APPLICATION_TOKEN": "forged", "member_id": "forged-member"})
+
+
+def test_anonymous_installs_are_throttled_per_client_address(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "VERIFY_RATE_PER_MINUTE", 3)
+
+    answers = [forged_install(client, "198.51.100.7").status_code for _ in range(3)]
+    throttled = forged_install(client, "198.51.100.7")
+
+    assert answers == [401, 401, 401]  # each one asked the OAuth server (app.info) and was refused
+    assert throttled.status_code == 429
+    assert b"TOO_MANY_REQUESTS" in throttled.data
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 60
+    assert forged_install(client, "198.51.100.8").status_code == 401  # another address has its own budget
+
+
+def test_the_verification_budget_lives_in_the_shared_rate_limit_store(app, client, bitrix, monkeypatch):
+    from bitrix_app.models import RateLimitBucket
+
+    monkeypatch.setitem(app.config, "VERIFY_RATE_PER_MINUTE", 3)
+    forged_install(client, "198.51.100.9")
+    with bitrix.session_factory() as session:
+        keys = set(session.scalars(select(RateLimitBucket.key)))
+    assert "verify:198.51.100.9" in keys  # every worker and process sees the same budget
+
+
+def test_one_ipv6_client_cannot_escape_the_budget_by_rotating_inside_its_64(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "VERIFY_RATE_PER_MINUTE", 2)
+    assert forged_install(client, "2001:db8:1:2::1").status_code == 401
+    assert forged_install(client, "2001:db8:1:2::ffff").status_code == 401
+    assert forged_install(client, "2001:db8:1:2:aaaa::1").status_code == 429
+    assert forged_install(client, "2001:db8:1:3::1").status_code == 401
+
+
+def test_a_budget_of_zero_turns_the_throttle_off(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "VERIFY_RATE_PER_MINUTE", 0)
+    assert {forged_install(client, "198.51.100.10").status_code for _ in range(5)} == {401}

@@ -25,3 +25,26 @@ def test_a_bitrix_built_without_flask_installs_the_filter(app_config):
     assert any(isinstance(f, RedactSecrets) for f in logger.filters)
     install_log_redaction()  # idempotent
     assert sum(isinstance(f, RedactSecrets) for f in logger.filters) == 1
+
+
+# --- untrusted strings are logged escaped (issue 12) -----------------------------------------------
+
+def test_escaped_keeps_a_forged_line_on_one_line():
+    from bitrix_app.logging_setup import escaped
+
+    forged = "ONAPPUNINSTALL\n2026-01-01 INFO portal abc uninstalled\r\x00\u2028"
+    assert escaped(forged) == "ONAPPUNINSTALL\\n2026-01-01 INFO portal abc uninstalled\\r\\x00\\u2028"
+
+
+def test_escaped_cannot_be_mistaken_for_another_text():
+    from bitrix_app.logging_setup import escaped
+
+    assert escaped("a\\nb") != escaped("a\nb")
+    assert escaped("Портал ü") == "Портал ü"  # readable text stays as it is
+
+
+def test_escaped_shortens_long_values():
+    from bitrix_app.logging_setup import escaped
+
+    assert escaped("x" * 1000, limit=10) == "x" * 10 + "..."
+    assert escaped(None) == "None"

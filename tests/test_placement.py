@@ -9,6 +9,7 @@ import pytest
 
 from bitrix_app.models import Portal, PortalStatus
 from bitrix_app.sandbox.fake.lifecycle import frame_request
+from bitrix_app.services.ratelimit import Rate
 
 
 def session_token_in(page: str) -> str:
@@ -263,3 +264,71 @@ def test_script_origin_of_the_default_bx24_url():
 
     assert _script_origin("//api.bitrix24.com/api/v1/") == "api.bitrix24.com"
     assert _script_origin("https://api.bitrix24.com/api/v1/") == "https://api.bitrix24.com"
+
+
+# --- admission control: openings are unverified until Bitrix24 accepts the AUTH_ID -----------
+
+@pytest.fixture
+def budgets(bitrix, monkeypatch):
+    """Small unverified budgets that do not drain during a test: per address 2 calls, per portal 5."""
+    monkeypatch.setattr(bitrix.limiter, "unverified_per_address", Rate(0.001, 3))
+    monkeypatch.setattr(bitrix.limiter, "unverified", Rate(0.001, 6))
+    return bitrix.limiter
+
+
+def from_address(address: str) -> dict:
+    return {"environ_base": {"REMOTE_ADDR": address}}
+
+
+def test_forged_openings_are_refused_per_address_before_they_reach_bitrix24(fake, client, frame, installed_portal,
+                                                                            budgets):
+    query, form = frame
+    forged = {**form, "AUTH_ID": "garbage"}
+    statuses = [post_app(client, query, forged).status_code for _ in range(2)]
+    asked = fake.count_requests(installed_portal, "user.current")
+
+    refused = post_app(client, query, forged)
+
+    assert statuses == [401, 401]
+    assert refused.status_code == 429 and "TOO_MANY_REQUESTS" in refused.text
+    assert "opened on this portal too often" in refused.text
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert fake.count_requests(installed_portal, "user.current") == asked  # not sent, not charged to the portal
+
+
+def test_a_flooding_address_does_not_lock_out_other_users_or_portals(fake, client, frame, installed_portal, budgets):
+    query, form = frame
+    for _ in range(3):
+        post_app(client, query, {**form, "AUTH_ID": "garbage"})
+    other = fake.add_portal(domain="beta.bitrix24.test")
+    assert fake.install(other).status_code == 200
+    other_query, other_form = frame_request(fake, other, other.admin)
+
+    assert client.post("/app?" + urlencode(query), data=form, **from_address("203.0.113.5")).status_code == 200
+    assert post_app(client, other_query, other_form).status_code == 200  # same address, another portal
+
+
+def test_the_portals_unverified_budget_holds_across_addresses(fake, client, installed_portal, budgets):
+    def opening(address):
+        query, form = frame_request(fake, installed_portal, installed_portal.admin)
+        return client.post("/app?" + urlencode(query), data=form, **from_address(address))
+
+    assert opening("203.0.113.1").status_code == 200  # two calls: user.current, user.admin
+    assert opening("203.0.113.2").status_code == 200
+    refused = opening("203.0.113.3")  # one call left in the portal's budget of five
+
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+
+
+def test_an_opening_is_refused_with_503_when_the_portals_queue_is_full(fake, client, frame, installed_portal, bitrix):
+    member_id = installed_portal.member_id
+    for _ in range(70):  # other workers filled the bucket: the next slot is ~10 s away, the web cap is 3 s
+        bitrix.limiter.store.reserve(f"portal:{member_id}", bitrix.limiter.rate_for(member_id))
+    query, form = frame
+    query["LANG"] = "ru"
+
+    response = post_app(client, query, form)
+
+    assert response.status_code == 503 and "PORTAL_BUSY" in response.text
+    assert "Повторите через несколько секунд" in response.text
+    assert int(response.headers["Retry-After"]) >= 1

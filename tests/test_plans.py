@@ -1,10 +1,12 @@
 """Plans: loading, diff, apply in batches of 50, partial failure, idempotence, secrets, time limits."""
 import json
+import socket
 import textwrap
 
 import pytest
 
 from bitrix_app.services.plans import PlanError, PlanRunner, parse_plan
+from bitrix_app.services.validation import EndpointPolicy
 
 SECRET = "pa55-from-the-environment"
 WRITE_METHODS = ("biconnector.connector.update", "biconnector.source.update")
@@ -17,7 +19,7 @@ def demo(fake, installed_portal):
 
 @pytest.fixture
 def secret_env(monkeypatch):
-    monkeypatch.setenv("WAREHOUSE_TOKEN", SECRET)
+    monkeypatch.setenv("PLAN_WAREHOUSE_TOKEN", SECRET)
 
 
 def write_plan(tmp_path, text: str, name: str = "plan.yaml"):
@@ -45,7 +47,7 @@ DEMO_PLAN = """
       - match: {title: Main warehouse}
         fields:
           description: Primary
-          settings: {host: wh1.example.com, token: "${WAREHOUSE_TOKEN}"}
+          settings: {host: wh1.example.com, token: "${PLAN_WAREHOUSE_TOKEN}"}
       - match: {title: Backup warehouse}
         fields:
           settings: {port: 5433}
@@ -55,14 +57,15 @@ DEMO_PLAN = """
 # --- loading -----------------------------------------------------------------------------------
 
 def test_environment_values_are_substituted_and_remembered_as_secrets():
-    plan = parse_plan({"sources": [{"match": {"id": 1}, "fields": {"settings": {"token": "${T}"}}}]}, {"T": "abc"})
+    plan = parse_plan({"sources": [{"match": {"id": 1}, "fields": {"settings": {"token": "${PLAN_T}"}}}]},
+                      {"PLAN_T": "abc"})
     assert plan.sources[0].fields["settings"]["token"] == "abc"
     assert plan.portals is None
     assert plan.mask("token=abc") == "token=***"
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"sources": [{"match": {"id": 1}, "fields": {"settings": {"t": "${MISSING}"}}}]}, "MISSING is not set"),
+    ({"sources": [{"match": {"id": 1}, "fields": {"settings": {"t": "${PLAN_MISSING}"}}}]}, "PLAN_MISSING is not set"),
     ({"sources": [{"match": {"name": "x"}, "fields": {"title": "y"}}]}, "match must be"),
     ({"sources": [{"match": {"id": 1}, "fields": {}}]}, "fields must be a non-empty mapping"),
     ({"sources": [{"match": {"id": 1}, "fields": {"active": False}}]}, "Analytics hub"),
@@ -76,10 +79,10 @@ def test_invalid_plans_are_refused_before_any_portal_is_touched(data, message):
 
 
 def test_invalid_plan_file_exits_1_with_the_reason(runner, app, tmp_path):
-    path = write_plan(tmp_path, "sources: [{match: {id: 1}, fields: {settings: {t: '${NOPE}'}}}]")
+    path = write_plan(tmp_path, "sources: [{match: {id: 1}, fields: {settings: {t: '${PLAN_NOPE}'}}}]")
     result = apply(runner, path)
     assert result.exit_code == 1
-    assert "NOPE is not set" in result.output
+    assert "PLAN_NOPE is not set" in result.output
 
 
 # --- diff, apply, idempotence --------------------------------------------------------------------
@@ -253,7 +256,7 @@ def test_whole_number_int_settings_are_sent_as_digits(runner, fake, demo, tmp_pa
 
 
 def test_secrets_in_connector_fields_are_masked_too(runner, fake, demo, tmp_path, secret_env):
-    plan = "connectors: [{match: {title: Demo warehouse}, fields: {description: 'key ${WAREHOUSE_TOKEN}'}}]"
+    plan = "connectors: [{match: {title: Demo warehouse}, fields: {description: 'key ${PLAN_WAREHOUSE_TOKEN}'}}]"
     for options in ((), ("--json",)):
         result = apply(runner, write_plan(tmp_path, plan), "--dry-run", *options)
         assert result.exit_code == 0, result.output
@@ -300,3 +303,82 @@ def test_time_limited_commands_inside_a_batch_are_sent_again(fake, demo, bitrix)
     assert report.status == "changed", report.reason
     assert sleep.waits and fake.count_requests(portal, "batch") == 2
     assert all(portal.sources[i]["description"] == "y" for i in demo["source_ids"])
+
+
+# --- only PLAN_ variables may be substituted (issue 10) ---------------------------------------------
+
+def description_plan(reference: str) -> dict:
+    return {"connectors": [{"match": {"id": 1}, "fields": {"description": f"key {reference}"}}]}
+
+
+@pytest.mark.parametrize("name", ["BITRIX_CLIENT_SECRET", "SECRET_KEY", "DATABASE_URL", "WAREHOUSE_DB_PASSWORD"])
+def test_variables_outside_the_prefix_are_refused_even_when_set(name):
+    with pytest.raises(PlanError) as excinfo:
+        parse_plan(description_plan(f"${{{name}}}"), {name: "the-real-secret"})
+    message = str(excinfo.value)
+    assert f"${{{name}}}" in message and "PLAN_" in message and "PLAN_ENV_PREFIX" in message
+    assert "the-real-secret" not in message
+
+
+def test_the_prefix_setting_itself_is_not_substituted():
+    with pytest.raises(PlanError, match=r"\$\{PLAN_ENV_PREFIX\}"):
+        parse_plan(description_plan("${PLAN_ENV_PREFIX}"), {"PLAN_ENV_PREFIX": "PLAN_"})
+
+
+def test_the_prefix_is_configurable():
+    environ = {"PLAN_ENV_PREFIX": "BI_", "BI_TOKEN": "abc", "PLAN_TOKEN": "xyz"}
+    plan = parse_plan(description_plan("${BI_TOKEN}"), environ)
+    assert plan.connectors[0].fields["description"] == "key abc"
+    with pytest.raises(PlanError, match=r"\$\{PLAN_TOKEN\}.*BI_"):
+        parse_plan(description_plan("${PLAN_TOKEN}"), environ)
+
+
+@pytest.mark.parametrize("prefix", ["", "1X", "A-B"])
+def test_an_unusable_prefix_is_refused(prefix):
+    with pytest.raises(PlanError, match="PLAN_ENV_PREFIX must be"):
+        parse_plan(description_plan("${PLAN_TOKEN}"), {"PLAN_ENV_PREFIX": prefix, "PLAN_TOKEN": "x"})
+
+
+def test_cli_fields_refuse_variables_outside_the_prefix(runner, fake, demo, monkeypatch):
+    monkeypatch.setenv("BITRIX_CLIENT_SECRET", "the-real-secret")
+    result = runner.invoke(args=["connectors", "update", str(demo["connector_id"]),
+                                 '{"description": "${BITRIX_CLIENT_SECRET}"}', "--portal", demo["portal"].domain])
+    assert result.exit_code == 2
+    assert "${BITRIX_CLIENT_SECRET}" in result.output and "PLAN_" in result.output
+    assert "the-real-secret" not in result.output
+    assert fake.count_requests(demo["portal"], "biconnector.connector.update") == 0
+
+
+# --- endpoint URLs keep to the address rule, for the operator too ------------------------------
+
+def test_a_plan_cannot_point_an_endpoint_at_an_inner_host(runner, fake, demo, tmp_path):
+    plan = write_plan(tmp_path, f"""
+        portals: all
+        connectors:
+          - match: {{id: {demo["connector_id"]}}}
+            fields: {{urlCheck: "http://10.0.0.5/check", description: Moved}}
+    """)
+    result = apply(runner, plan)
+    assert result.exit_code == 1
+    assert "urlCheck" in result.output and "10.0.0.5 is a private address" in result.output
+    assert write_calls(fake, demo["portal"]) == 0
+    assert demo["portal"].connectors[demo["connector_id"]]["description"] != "Moved"
+
+
+def test_a_plan_moves_an_endpoint_to_a_public_host_and_resolves_only_what_changes(fake, demo, bitrix, monkeypatch):
+    lookups = []
+
+    def resolver(host, port, **_):
+        lookups.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+    monkeypatch.setattr(bitrix, "endpoint_policy", EndpointPolicy(resolver=resolver))
+    url = "https://bi.partner.test/data"
+    plan = parse_plan({"connectors": [{"match": {"id": demo["connector_id"]}, "fields": {"urlData": url}}]}, {})
+
+    [first] = PlanRunner(bitrix.for_jobs(), plan).run([demo["portal"].member_id])
+    [second] = PlanRunner(bitrix.for_jobs(), plan).run([demo["portal"].member_id])
+
+    assert (first.status, second.status) == ("changed", "unchanged"), first.reason
+    assert demo["portal"].connectors[demo["connector_id"]]["urlData"] == url
+    assert lookups == ["bi.partner.test"]  # the second run had nothing to change, so nothing to resolve

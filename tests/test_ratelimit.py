@@ -7,7 +7,10 @@ from dataclasses import replace
 import pytest
 import redis
 
-from bitrix_app.services.ratelimit import DatabaseBuckets, Rate, RateLimiter, RedisBuckets, limiter_for
+import bitrix_app
+from bitrix_app.services.ratelimit import (
+    PORTAL_BUSY, TOO_MANY_REQUESTS, DatabaseBuckets, Rate, RateLimited, RateLimiter, RedisBuckets, limiter_for,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -203,3 +206,146 @@ def test_without_a_shared_bucket_the_same_load_trips_the_limit(fake, installed_p
             outcomes.append(getattr(exc, "code", "error"))
     assert "QUERY_LIMIT_EXCEEDED" in outcomes
     assert fake.count_503(installed_portal) > 0
+
+
+# --- admission control: a cap on the wait, release, unverified budgets -----------------------------
+
+def redis_store_or_skip():
+    require_redis()
+    return RedisBuckets(REDIS_URL)
+
+
+def stores(bitrix, store: str, clock):
+    """The store under test; Redis keeps its own clock, so its tests use a rate too slow to drain."""
+    return redis_store_or_skip() if store == "redis" else DatabaseBuckets(bitrix.session_factory, clock)
+
+
+def unique_key(name: str) -> str:
+    return f"test:{name}:{time.time_ns()}"  # Redis keeps keys between tests
+
+
+SLOW = Rate(per_second=0.01, burst=3)  # capacity 2; one more request waits 100 s
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_a_reservation_beyond_the_cap_is_refused_and_adds_nothing(bitrix, store):
+    buckets, key = stores(bitrix, store, ManualClock()), unique_key("cap")
+    assert [buckets.reserve_within(key, SLOW, 0).granted for _ in range(2)] == [True, True]
+
+    refused = buckets.reserve_within(key, SLOW, 50)
+    granted = buckets.reserve_within(key, SLOW, 150)
+
+    assert (refused.granted, refused.wait) == (False, pytest.approx(100, abs=0.5))
+    # The refusal left the level alone: the next slot is still the third one, 100 s away.
+    assert (granted.granted, granted.wait) == (True, pytest.approx(100, abs=0.5))
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_a_released_slot_is_free_again(bitrix, store):
+    buckets, key = stores(bitrix, store, ManualClock()), unique_key("release")
+    for _ in range(3):
+        buckets.reserve(key, SLOW)
+
+    buckets.release(key, SLOW)
+
+    assert buckets.reserve(key, SLOW) == pytest.approx(100, abs=0.5)  # the third slot, not a fourth
+
+
+def test_release_never_takes_the_level_below_zero(bitrix):
+    buckets = DatabaseBuckets(bitrix.session_factory, ManualClock())
+    buckets.reserve("portal:a", Rate(1, 3))
+    for _ in range(3):
+        buckets.release("portal:a", Rate(1, 3))
+    assert [buckets.reserve_within("portal:a", Rate(1, 3), 0).granted for _ in range(3)] == [True, True, False]
+
+
+def test_the_limiter_refuses_instead_of_sleeping_past_the_cap(bitrix):
+    slept = []
+    limiter = RateLimiter(DatabaseBuckets(bitrix.session_factory, ManualClock()), Rate(1, 3), sleep=slept.append)
+    limiter.acquire("member", max_wait=3)
+    limiter.acquire("member", max_wait=3)
+    assert limiter.acquire("member", max_wait=3) == pytest.approx(1.0)  # within the cap: it sleeps
+
+    with pytest.raises(RateLimited) as refused:
+        limiter.acquire("member", max_wait=0.5)  # would wait 2 s
+
+    assert (refused.value.code, refused.value.status, refused.value.retry_after) == (PORTAL_BUSY, 503, 2)
+    assert slept == [pytest.approx(1.0)]
+    assert limiter.acquire("member") == pytest.approx(2.0)  # no cap (a job): it waits; nothing was left reserved
+
+
+def unverified_limiter(bitrix, portal: Rate = Rate(1, 50)) -> RateLimiter:
+    """Per address 2 calls at once, per portal 4, then 1/s each; the store's clock stands still."""
+    return RateLimiter(DatabaseBuckets(bitrix.session_factory, ManualClock()), portal, sleep=lambda _: None,
+                       unverified=Rate(1, 5), unverified_per_address=Rate(1, 3))
+
+
+def test_unverified_calls_are_refused_per_address_before_they_touch_the_portals_bucket(bitrix):
+    limiter = unverified_limiter(bitrix)
+    for _ in range(2):
+        limiter.acquire_unverified("member", "198.51.100.7", max_wait=3)
+
+    with pytest.raises(RateLimited) as refused:
+        limiter.acquire_unverified("member", "198.51.100.7", max_wait=3)
+
+    assert (refused.value.code, refused.value.status, refused.value.retry_after) == (TOO_MANY_REQUESTS, 429, 1)
+    limiter.acquire_unverified("member", "198.51.100.8", max_wait=3)  # another address still gets in
+    # The portal's bucket counted the three admitted calls only: 46 slots are left of 49.
+    assert [limiter.store.reserve_within("portal:member", Rate(1, 50), 0).granted for _ in range(47)] == [True] * 46 + [False]
+
+
+def test_the_portals_unverified_budget_caps_every_address_together(bitrix):
+    limiter = unverified_limiter(bitrix)
+    for address in ("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"):
+        limiter.acquire_unverified("member", address, max_wait=3)
+    with pytest.raises(RateLimited):
+        limiter.acquire_unverified("member", "192.0.2.5", max_wait=3)
+    limiter.acquire_unverified("other-member", "192.0.2.5", max_wait=3)  # another portal has its own
+
+
+def test_a_refused_portal_slot_gives_the_unverified_slots_back(bitrix):
+    limiter = unverified_limiter(bitrix, portal=Rate(1, 3))
+    buckets = limiter.store
+    for _ in range(2):
+        buckets.reserve("portal:member", Rate(1, 3))  # the portal's bucket is full
+
+    with pytest.raises(RateLimited) as refused:
+        limiter.acquire_unverified("member", "192.0.2.1", max_wait=0.5)
+
+    assert refused.value.code == PORTAL_BUSY
+    # Both unverified budgets are untouched: the address still has its two slots.
+    assert buckets.reserve_within("unverified:member:192.0.2.1", Rate(1, 3), 0).granted
+    assert buckets.reserve_within("unverified:member:192.0.2.1", Rate(1, 3), 0).granted
+    assert not buckets.reserve_within("unverified:member:192.0.2.1", Rate(1, 3), 0).granted
+
+
+def test_the_unverified_budgets_follow_the_configuration(bitrix):
+    limiter = limiter_for(type("B", (), {"settings": replace(bitrix.settings, unverified_rate_per_second=0.25,
+                                                                unverified_burst=7,
+                                                                unverified_address_rate_per_second=0),
+                                         "session_factory": bitrix.session_factory})())
+    assert limiter.unverified == Rate(0.25, 7)
+    assert limiter.unverified_per_address is None  # a rate of 0 turns that budget off
+
+
+# --- the wait cap is the call site's: web requests briefly, commands and scripts longer ---------------
+
+def test_commands_wait_for_the_slot_the_web_tier_would_refuse(runner, bitrix, installed_portal, monkeypatch):
+    slept = []
+    monkeypatch.setattr(bitrix.limiter, "sleep", slept.append)
+    member_id = installed_portal.member_id
+    for _ in range(70):  # the next slot is about 10 s away: past the web cap (3 s), within the job cap (120 s)
+        bitrix.limiter.store.reserve(f"portal:{member_id}", bitrix.limiter.rate_for(member_id))
+
+    with pytest.raises(RateLimited):
+        bitrix.client(member_id).call("user.admin")
+    result = runner.invoke(args=["connectors", "list", "--portal", member_id, "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert len(slept) == 1 and 5 < slept[0] < 120
+
+
+def test_scripts_get_the_job_cap(bitrix, installed_portal, monkeypatch):
+    monkeypatch.setattr(bitrix_app, "_shared_bitrix", bitrix)  # what Bitrix.from_env() would build
+    assert bitrix_app.portal_client(installed_portal.member_id).max_wait == 120  # BITRIX_JOB_MAX_WAIT
+    assert bitrix.client(installed_portal.member_id).max_wait == 3  # the web tier's BITRIX_WEB_MAX_WAIT

@@ -21,7 +21,7 @@ def worker(settings, database_url, member_id, start, results):
     from bitrix_app.services.bitrix import Bitrix
     from bitrix_app.services.database import make_engine, make_session_factory
 
-    bitrix = Bitrix(settings, make_session_factory(make_engine(database_url)))
+    bitrix = Bitrix(settings, make_session_factory(make_engine(database_url))).for_jobs()  # may queue, as jobs do
     client = bitrix.client(member_id)
 
     def one_call(_):

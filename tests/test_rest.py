@@ -2,6 +2,7 @@
 import pytest
 
 from bitrix_app.services.errors import BitrixError
+from bitrix_app.services.ratelimit import RateLimited
 from bitrix_app.services.rest import BitrixClient, StaticCredentials, make_http_session
 
 CONNECTOR = {
@@ -173,3 +174,39 @@ def test_redirect_to_plain_http_is_not_followed(fake, installed_portal, client):
         client.call("user.admin")
     assert excinfo.value.code == "PORTAL_MOVED"
     assert "renamed.bitrix24.test" in excinfo.value.description
+
+
+# --- admission control (services/ratelimit.py) ---------------------------------------------------
+
+def fill_bucket(bitrix, portal, slots: int) -> None:
+    """Reserve `slots` requests in the portal's shared bucket, as other workers would."""
+    member_id = portal.member_id
+    for _ in range(slots):
+        bitrix.limiter.store.reserve(f"portal:{member_id}", bitrix.limiter.rate_for(member_id))
+
+
+def test_a_slot_beyond_the_web_cap_is_refused_and_nothing_is_sent(fake, installed_portal, bitrix, client):
+    fill_bucket(bitrix, installed_portal, 110)  # burst 50, then 30 s of queue at 2/s
+    before = fake.count_requests(installed_portal)
+
+    with pytest.raises(RateLimited) as refused:
+        client.call("user.admin")
+
+    assert (refused.value.code, refused.value.status) == ("PORTAL_BUSY", 503)
+    assert refused.value.retry_after >= 20
+    assert fake.count_requests(installed_portal) == before and client.requests_sent == 0
+
+
+def test_a_web_client_backs_off_only_within_its_cap_and_a_job_client_longer(bitrix, installed_portal, client):
+    web_waits, job_waits = [], []
+    job = bitrix.for_jobs().client(installed_portal.member_id)
+    client.sleep, job.sleep = web_waits.append, job_waits.append
+    installed_portal.inject_503 = 10
+
+    for each in (client, job):
+        with pytest.raises(BitrixError, match="QUERY_LIMIT_EXCEEDED"):
+            each.call("user.admin")
+
+    assert (client.max_wait, job.max_wait) == (3.0, 120.0)  # BITRIX_WEB_MAX_WAIT, BITRIX_JOB_MAX_WAIT
+    assert web_waits == [1.0, 2.0]  # 4 s more would pass the web tier's 3 s
+    assert job_waits == [1.0, 2.0, 4.0]

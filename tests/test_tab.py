@@ -13,6 +13,7 @@ from bitrix_app.services.session_tokens import TabSession
 from bitrix_app.services.tab import (
     InvalidFields, TabService, changed_connector_fields, parse_id, present_source,
 )
+from bitrix_app.services.validation import URL_FIELDS, EndpointPolicy
 
 CONNECTOR = {
     "id": 3, "title": "Warehouse", "description": "", "sort": 100, "logo": "https://c.example/logo.svg",
@@ -238,3 +239,45 @@ def test_editor_lists_are_validated(bitrix, fake, installed_portal, value):
     with pytest.raises(Rejected) as caught:
         admin.set_editors(value)
     assert (caught.value.status, caught.value.code) == (400, "INVALID_EDITORS")
+
+
+# --- endpoint URLs (Bitrix24 posts every stored source setting to urlCheck) -------------------
+
+def no_lookups(host, *args, **kwargs):
+    raise AssertionError(f"{host} was looked up, but no changed URL needed it")
+
+
+def editor_tab(bitrix_stub, monkeypatch) -> TabService:
+    tab = TabService(bitrix_stub, TabSession("member-a", 5, is_admin=False, can_edit=True))
+    monkeypatch.setattr(tab, "may_edit", lambda: True)  # an allowed editor, as the database says
+    return tab
+
+
+def test_endpoint_urls_are_for_administrators_only(bitrix_stub, monkeypatch):
+    with pytest.raises(InvalidFields) as caught:
+        editor_tab(bitrix_stub, monkeypatch).update_connector("3", {"urlCheck": "https://x.example/check",
+                                                                    "urlData": CONNECTOR["urlData"]})
+    assert (caught.value.status, caught.value.code) == (403, "ENDPOINTS_ADMIN_ONLY")
+    assert [error.field for error in caught.value.errors] == ["urlCheck"]  # urlData did not change
+    assert bitrix_stub.stub.updates == []
+
+
+def test_an_editor_changes_everything_else(bitrix_stub, monkeypatch):
+    editor_tab(bitrix_stub, monkeypatch).update_connector("3", {"description": "d", "urlCheck": CONNECTOR["urlCheck"]})
+    assert bitrix_stub.stub.updates == [("connector", 3, {"description": "d"})]
+
+
+def test_unchanged_urls_are_never_resolved(bitrix_stub):
+    bitrix_stub.endpoint_policy = EndpointPolicy(resolver=no_lookups)
+    admin_tab(bitrix_stub).update_connector("3", {key: CONNECTOR[key] for key in URL_FIELDS} | {"sort": 5})
+    assert bitrix_stub.stub.updates == [("connector", 3, {"sort": 5})]
+
+
+def test_a_changed_url_must_point_to_a_public_host(bitrix_stub):
+    bitrix_stub.endpoint_policy = EndpointPolicy(resolver=no_lookups)
+    with pytest.raises(InvalidFields) as caught:
+        admin_tab(bitrix_stub, lang="ru").update_connector("3", {"urlTableList": "http://192.168.0.10/tables"})
+    assert (caught.value.status, caught.value.code) == (400, "ADDRESS_NOT_ALLOWED")
+    assert "192.168.0.10 is a private address" in caught.value.errors[0].message
+    assert "публичный хост" in caught.value.fields("ru")[0]["message"]
+    assert bitrix_stub.stub.updates == []

@@ -1,9 +1,14 @@
 """Client-side mirror of Bitrix24's biconnector validation (reference 5.3-5.5)."""
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from bitrix_app.services.validation import FieldError, connector_errors, is_integer, source_errors
+from bitrix_app.gateway.addresses import parse_networks
+from bitrix_app.services.validation import (
+    URL_FIELDS, EndpointPolicy, FieldError, connector_errors, is_integer, source_errors,
+)
 
 SETTINGS = [{"name": "Host", "code": "host", "type": "STRING"}, {"name": "Port", "code": "port", "type": "INT"}]
 
@@ -189,3 +194,70 @@ def test_is_integer_mirrors_is_numeric_for_whole_numbers():
 def test_is_integer_accepts_only_ascii_digits_like_php(digits):
     assert not is_integer(digits)
     assert codes(connector_errors({"sort": digits})) == [("sort", "VALIDATION_INVALID_FIELD_TYPE")]
+
+
+# --- where connector URLs may point (EndpointPolicy) ------------------------------------------
+
+class Resolver:
+    """getaddrinfo for a few names under .test; records every lookup and never uses the network."""
+
+    def __init__(self, **names: list[str]):
+        self.names = names
+        self.lookups: list[str] = []
+
+    def __call__(self, host, port, type=None, **_):
+        self.lookups.append(host)
+        if host not in self.names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
+                for ip in self.names[host]]
+
+
+def endpoint_codes(url: str, allowed: str = "", **names) -> list[tuple[str, str]]:
+    return codes(EndpointPolicy(parse_networks(allowed), Resolver(**names)).errors({"urlCheck": url}))
+
+
+@pytest.mark.parametrize("url", [
+    "https://93.184.216.34/check", "http://[2606:2800:220:1:248:1893:25c8:1946]:8443/check",
+])
+def test_public_addresses_are_fine(url):
+    assert endpoint_codes(url) == []
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1/check", "http://10.0.0.1/", "http://172.16.5.4/", "http://192.168.1.1/",
+    "http://169.254.10.10/", "http://169.254.169.254/latest/", "http://100.64.0.1/", "http://0.0.0.0/",
+    "http://[::1]/", "http://[fe80::1]/", "http://[fd00::5]/", "http://[::ffff:10.0.0.1]/",
+])
+def test_inner_addresses_are_refused(url):
+    assert endpoint_codes(url) == [("urlCheck", "ADDRESS_NOT_ALLOWED")]
+
+
+def test_allowed_networks_open_exactly_what_they_list():
+    assert endpoint_codes("http://10.0.0.7/check", allowed="10.0.0.0/24") == []
+    assert endpoint_codes("http://10.0.1.7/check", allowed="10.0.0.0/24") == [("urlCheck", "ADDRESS_NOT_ALLOWED")]
+    # Allowing link-local does not open the metadata service inside it.
+    assert endpoint_codes("http://169.254.169.254/", allowed="169.254.0.0/16") == [("urlCheck", "ADDRESS_NOT_ALLOWED")]
+
+
+def test_names_are_resolved_and_every_address_must_pass():
+    assert endpoint_codes("https://bi.partner.test/check", **{"bi.partner.test": ["93.184.216.34"]}) == []
+    mixed = {"rr.partner.test": ["93.184.216.34", "10.0.0.9"]}  # round-robin must not smuggle in 10.0.0.9
+    assert endpoint_codes("https://rr.partner.test/check", **mixed) == [("urlCheck", "ADDRESS_NOT_ALLOWED")]
+    assert endpoint_codes("https://gone.test/check") == [("urlCheck", "HOST_NOT_RESOLVED")]
+
+
+def test_ip_literals_and_other_fields_are_never_looked_up():
+    resolver = Resolver()
+    policy = EndpointPolicy((), resolver)
+    assert policy.errors({"urlData": "http://10.0.0.1/", "logo": "https://logo.test/x.svg", "title": "t.test"})
+    assert resolver.lookups == []
+
+
+def test_each_url_field_is_checked_and_named():
+    fields = {name: f"http://10.0.0.{index}/" for index, name in enumerate(URL_FIELDS, start=1)}
+    assert [field for field, _ in codes(EndpointPolicy().errors(fields))] == list(URL_FIELDS)
+
+
+def test_a_bad_port_is_an_error_not_a_crash():
+    assert endpoint_codes("https://93.184.216.34:99999/check") == [("urlCheck", "INVALID_PORT")]

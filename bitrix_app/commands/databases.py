@@ -59,7 +59,7 @@ def add_database(fields: str, portal: str, as_json: bool):
     """Test the connection, store the database and create its Bitrix24 source.
 
     FIELDS: {"title", "kind", "host", "port", "database", "user", "password", "tlsMode", "schema",
-    "tables", "savedQueries"}; pass the password as ${NAME} from the environment.
+    "tables", "savedQueries"}; pass the password as ${PLAN_NAME} from the environment.
     """
     result = service_for(portal).add(read_fields(fields))
     if as_json:

@@ -25,7 +25,8 @@ portal_option = click.option(
     help="Member id or domain of the portal (or set BITRIX_PORTAL).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-FIELDS_HELP = "FIELDS is a JSON object, inline or as @file.json; ${NAME} is taken from the environment."
+FIELDS_HELP = ("FIELDS is a JSON object, inline or as @file.json; ${PLAN_NAME} is taken from the environment "
+               "(only variables starting with PLAN_ENV_PREFIX, default PLAN_).")
 
 
 def service_for(portal: str) -> TabService:

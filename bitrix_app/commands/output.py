@@ -13,7 +13,8 @@ from ..services.plans import PlanError, substitute_environment
 
 
 def bitrix():
-    return current_app.extensions["bitrix"]
+    """The app's Bitrix for a command: its clients may wait the job cap (BITRIX_JOB_MAX_WAIT)."""
+    return current_app.extensions["bitrix"].for_jobs()
 
 
 def table(headers: list[str], rows: list[list]) -> str:
@@ -49,7 +50,8 @@ def fail(message: str, *, as_json: bool = False, code: str = "ERROR", details: l
 
 
 def read_fields(argument: str) -> dict:
-    """FIELDS as inline JSON or `@path/to/file.json`; `${NAME}` comes from the environment."""
+    """FIELDS as inline JSON or `@path/to/file.json`; `${PLAN_NAME}` comes from the environment
+    (names starting with PLAN_ENV_PREFIX only, as in plans)."""
     if argument.startswith("@"):
         try:
             with open(argument[1:], encoding="utf-8") as handle:

@@ -27,7 +27,7 @@ def apply(plan_file: str, dry_run: bool, as_json: bool, workers: int):
     """Apply PLAN (YAML or JSON) to its portals: diff each portal, then send only real changes.
 
     Updates go out in batches of up to 50; a failing portal is reported and skipped. Secrets
-    (values from ${ENV} and every source setting value) are never printed. Exits 1 if any
+    (values from ${PLAN_...} and every source setting value) are never printed. Exits 1 if any
     portal failed, 0 otherwise; running the same plan again changes nothing.
     """
     try:

@@ -1,9 +1,12 @@
 """`Bitrix`: everything the app needs to talk to Bitrix24, wired once, with no Flask in sight.
 
 The web tier keeps one in `app.extensions["bitrix"]`; the CLI and scripts build one with
-`Bitrix.from_env()` (see `bitrix_app.portal_client`).
+`Bitrix.from_env()` (see `bitrix_app.portal_client`). Its clients wait at most BITRIX_WEB_MAX_WAIT
+for a rate-limit slot; `for_jobs()` gives the CLI, plans and scripts the longer job cap.
 """
 from __future__ import annotations
+
+import copy
 
 from sqlalchemy.orm import sessionmaker
 
@@ -17,6 +20,7 @@ from .ratelimit import RateLimiter, limiter_for
 from .rest import BitrixClient, StaticCredentials, make_http_session
 from .settings import BitrixSettings
 from .tokens import AccessToken, TokenStore, find_portal
+from .validation import EndpointPolicy
 
 
 class PortalCredentials:
@@ -45,6 +49,11 @@ class Bitrix:
         # Every request to a portal first waits for its shared leaky bucket (services/ratelimit.py).
         # None only when BITRIX_RATE_PER_SECOND is 0: requests then go out unpaced.
         self.limiter = limiter if limiter is not None else limiter_for(self)
+        # How long the clients made here wait for a slot: the web tier's cap unless the creator
+        # asked for the job cap with `for_jobs()` (CLI commands, plans, scripts).
+        self.max_wait: float = settings.web_max_wait
+        # Where connector endpoint URLs may point (tab, CLI and plans check changed URLs with it).
+        self.endpoint_policy = EndpointPolicy(settings.endpoint_networks)
 
     @classmethod
     def from_env(cls) -> "Bitrix":
@@ -68,25 +77,46 @@ class Bitrix:
         """A REST client bound to the portal's stored token (refresh handled)."""
         portal = self.portal(member_id_or_domain)
         credentials = PortalCredentials(self.tokens, self.oauth, portal.member_id)
-        return self._client(portal.client_endpoint, credentials, portal.member_id)
+        return self._client(portal.client_endpoint, credentials, self._paced(portal.member_id))
+
+    def for_jobs(self) -> "Bitrix":
+        """This Bitrix (same pools, token store and limiter) for CLI runs, plans and jobs: its
+        clients may wait up to BITRIX_JOB_MAX_WAIT for a slot instead of the web tier's cap."""
+        jobs = copy.copy(self)
+        jobs.max_wait = self.settings.job_max_wait
+        return jobs
 
     def user_client(self, client_endpoint: str, access_token: str, member_id: str | None = None) -> BitrixClient:
-        """A client acting with a user's own token (iframe AUTH_ID), which we never store.
+        """A client acting with a user's own token, which we never store.
         With the portal's member_id its calls wait for the portal's shared bucket too."""
-        return self._client(client_endpoint, StaticCredentials(access_token), member_id)
+        return self._client(client_endpoint, StaticCredentials(access_token), self._paced(member_id))
+
+    def unverified_client(self, client_endpoint: str, access_token: str, member_id: str,
+                          client_address: str) -> BitrixClient:
+        """A client with a token nobody has verified yet (a tab opening's AUTH_ID). Its calls pass
+        the small budgets for unverified callers of the portal and the client's address first,
+        so forged openings cannot use up the portal's bucket."""
+        throttle = None
+        if self.limiter is not None:
+            throttle = lambda: self.limiter.acquire_unverified(member_id, client_address, self.max_wait)  # noqa: E731
+        return self._client(client_endpoint, StaticCredentials(access_token), throttle)
 
     def biconnector(self, member_id_or_domain: str) -> Biconnector:
         return Biconnector(self.client(member_id_or_domain))
 
-    def _client(self, endpoint: str, credentials, member_id: str | None) -> BitrixClient:
-        throttle = None
-        if self.limiter is not None and member_id is not None:
-            throttle = lambda: self.limiter.acquire(member_id)  # noqa: E731
+    def _paced(self, member_id: str | None):
+        """The throttle of a client of `member_id`: its portal's bucket, waiting at most `max_wait`."""
+        if self.limiter is None or member_id is None:
+            return None
+        return lambda: self.limiter.acquire(member_id, self.max_wait)
+
+    def _client(self, endpoint: str, credentials, throttle) -> BitrixClient:
         return BitrixClient(
             endpoint,
             credentials,
             self.http,
             timeout=(self.settings.connect_timeout, self.settings.read_timeout),
             throttle=throttle,
+            max_wait=self.max_wait,
         )
 

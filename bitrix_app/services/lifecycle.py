@@ -92,7 +92,8 @@ def verify(bitrix: Bitrix, access_token: str, member_id: str) -> AppInfo:
     if not same_secret(info.member_id, member_id):
         raise Rejected(403, "MEMBER_ID_MISMATCH", "The authorization belongs to a different portal than the request claims.")
     if not bitrix.settings.is_acceptable_url(info.client_endpoint):
-        raise Rejected(400, "INSECURE_ENDPOINT", "The portal's REST endpoint is not an https URL.")
+        raise Rejected(400, "INSECURE_ENDPOINT",
+                       "The portal's REST endpoint is not an https URL on a public address.")
     return info
 
 

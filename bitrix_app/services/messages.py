@@ -81,6 +81,16 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
         "Битрикс24 временно приостановил эту операцию для приложения: исчерпан лимит времени выполнения. "
         "Повторите через несколько минут.",
     ),
+    "PORTAL_BUSY": (
+        "The app is already sending this portal as many requests as Bitrix24 allows, so this one was not "
+        "sent. Try again in a few seconds.",
+        "Приложение уже отправляет порталу столько запросов, сколько разрешает Битрикс24, поэтому этот запрос "
+        "не отправлен. Повторите через несколько секунд.",
+    ),
+    "TOO_MANY_REQUESTS": (
+        "The app is being opened on this portal too often right now. Wait a few seconds and open it again.",
+        "Приложение сейчас слишком часто открывают на этом портале. Подождите несколько секунд и откройте его снова.",
+    ),
     "ACCESS_DENIED": (
         "Bitrix24 denied access. The account the app works with needs the “Access to BI Builder” and "
         "“Access to Analytics Hub” rights.",
@@ -170,6 +180,12 @@ FIELD_MESSAGES_RU = {
     "DUPLICATE_SETTING_CODE": "Такой код уже есть в таблице.",
     "UNKNOWN_SETTING_CODE": "Коннектор не объявляет такой параметр.",
     "INVALID_SETTING_VALUE": "Нужно целое число.",
+    "INVALID_PORT": "Недопустимый номер порта.",
+    "ENDPOINTS_ADMIN_ONLY": "Адреса коннектора может менять только администратор портала.",
+    "ADDRESS_NOT_ALLOWED": "Адрес должен указывать на публичный хост: Битрикс24 отправляет на адреса коннектора "
+                           "сохранённые параметры источников.",
+    "HOST_NOT_RESOLVED": "Не удалось определить IP-адрес этого хоста, поэтому его нельзя проверить.",
+    "INVALID_HOST": "Недопустимое имя хоста.",
 }
 
 
@@ -223,6 +239,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "и пользователи, которым они это разрешили.",
     ),
     "ADMIN_ONLY": ("Only a portal administrator can do this.", "Это может сделать только администратор портала."),
+    "ENDPOINTS_ADMIN_ONLY": (
+        "Only a portal administrator can change a connector's URLs: Bitrix24 sends the stored source settings to them.",
+        "Адреса коннектора может менять только администратор портала: Битрикс24 отправляет на них сохранённые "
+        "параметры источников.",
+    ),
     "INVALID_JSON": ("The request is not a valid JSON object.", "Запрос не является корректным объектом JSON."),
     "INVALID_FIELDS": ("Some fields need fixing before saving.", "Перед сохранением исправьте отмеченные поля."),
     "VALIDATION_INVALID_ID_FORMAT": ("The id has to be a positive integer.", "Идентификатор должен быть целым положительным числом."),

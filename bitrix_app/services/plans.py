@@ -9,10 +9,11 @@ A plan is a YAML or JSON file (see the README for the full format):
     sources:
       - match: {id: 7}
         fields:
-          settings: {host: db.example.com, password: "${WAREHOUSE_DB_PASSWORD}"}
+          settings: {host: db.example.com, password: "${PLAN_WAREHOUSE_DB_PASSWORD}"}
 
-`${NAME}` is replaced from the environment when the plan is loaded; such values, and every
-source setting value, are masked in diffs, reports and error messages.
+`${NAME}` is replaced from the environment when the plan is loaded, for names starting with
+PLAN_ENV_PREFIX (default PLAN_) only; such values, and every source setting value, are masked in
+diffs, reports and error messages.
 
 Per portal: read the current objects (list calls), compute what differs, check the changes with
 the tab's validation, and send only real changes in `batch` calls of up to 50 commands with
@@ -44,10 +45,13 @@ from .biconnector import Biconnector, normalize_settings
 from .errors import BitrixError
 from .messages import explain
 from .rest import BATCH_LIMIT, BitrixClient
-from .validation import FieldError, connector_errors, source_errors
+from .validation import EndpointPolicy, FieldError, connector_errors, source_errors
 
 MASK = "***"
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ENV_PREFIX_SETTING = "PLAN_ENV_PREFIX"
+DEFAULT_ENV_PREFIX = "PLAN_"
+ENV_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Errors inside a batch that prove the command did not run, so sending it again is safe.
 RETRYABLE_IN_BATCH = {"OPERATION_TIME_LIMIT", "QUERY_LIMIT_EXCEEDED"}
 BATCH_RETRIES = 3
@@ -127,16 +131,37 @@ def parse_plan(data, environ: dict[str, str]) -> Plan:
 
 
 def substitute_environment(value, environ: dict[str, str], secrets: set[str]):
-    """Replace `${NAME}` in every string; remember the values so they can be masked."""
+    """Replace `${NAME}` in every string; remember the values so they can be masked.
+
+    Only variables whose names start with the prefix (PLAN_ENV_PREFIX, default PLAN_) may be used:
+    substituted values are published into Bitrix24 (a connector description, say) while diffs show
+    them as ***, so `${BITRIX_CLIENT_SECRET}` must not be able to reach them.
+    """
+    return _substitute(value, environ, env_prefix(environ), secrets)
+
+
+def env_prefix(environ: dict[str, str]) -> str:
+    prefix = environ.get(ENV_PREFIX_SETTING, DEFAULT_ENV_PREFIX)
+    if not ENV_PREFIX.fullmatch(prefix):
+        raise PlanError(f"{ENV_PREFIX_SETTING} must be a non-empty variable-name prefix such as "
+                        f"{DEFAULT_ENV_PREFIX}, not {prefix!r}.")
+    return prefix
+
+
+def _substitute(value, environ: dict[str, str], prefix: str, secrets: set[str]):
     if isinstance(value, dict):
-        return {key: substitute_environment(item, environ, secrets) for key, item in value.items()}
+        return {key: _substitute(item, environ, prefix, secrets) for key, item in value.items()}
     if isinstance(value, list):
-        return [substitute_environment(item, environ, secrets) for item in value]
+        return [_substitute(item, environ, prefix, secrets) for item in value]
     if not isinstance(value, str):
         return value
 
     def replace(match: re.Match) -> str:
         name = match.group(1)
+        if not name.startswith(prefix) or name == ENV_PREFIX_SETTING:
+            raise PlanError(f"${{{name}}} cannot be used: only environment variables whose names start with "
+                            f"{prefix} ({ENV_PREFIX_SETTING}) may be, so that no other setting of this machine can "
+                            f"be published. Put the value into {prefix}{name} and write ${{{prefix}{name}}}.")
         if name not in environ:
             raise PlanError(f"The plan uses ${{{name}}}, but the environment variable {name} is not set.")
         if environ[name]:
@@ -235,8 +260,11 @@ class PortalChanges:
     problems: list[str] = field(default_factory=list)  # plan entries that cannot be applied here
 
 
-def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict]) -> PortalChanges:
-    """Compare the plan with one portal's current objects. Pure: no I/O."""
+def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict],
+                 endpoints: EndpointPolicy = EndpointPolicy()) -> PortalChanges:
+    """Compare the plan with one portal's current objects. Pure except that the hosts of changed
+    connector URLs are resolved through `endpoints` to check their addresses (plans run as the
+    operator, an administrator, but the address rule holds for them too)."""
     result = PortalChanges()
     claimed: set[tuple[str, int]] = set()
     wanted_settings: dict[int, list] = {}
@@ -244,8 +272,9 @@ def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict]) -> Por
     for target in plan.connectors:
         current = _find(target, connector_index, result, claimed)
         if current is not None:
-            # Connector fields need nothing from the portal to be checked: parse_plan did it.
-            _add_update(result, _connector_update(plan, target, current), [])
+            # parse_plan checked the fields themselves; only the hosts of changed URLs are left.
+            update = _connector_update(plan, target, current)
+            _add_update(result, update, endpoints.errors(update.payload) if update else [])
             if "settings" in target.fields:
                 wanted_settings[current["id"]] = target.fields["settings"]
     declared = {item["id"]: item.get("settings") or [] for item in connectors}
@@ -528,7 +557,7 @@ class PlanRunner:
         need_connectors = bool(self.plan.connectors) or any("settings" in t.fields for t in self.plan.sources)
         connectors = read(biconnector.connectors) if need_connectors else []
         sources = read(biconnector.sources) if self.plan.sources else []
-        return plan_changes(self.plan, connectors, sources)
+        return plan_changes(self.plan, connectors, sources, self.bitrix.endpoint_policy)
 
     def _settle(self, report: PortalReport) -> None:
         """Turn what happened into changed / unchanged / failed with one readable reason."""

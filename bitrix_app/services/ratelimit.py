@@ -5,27 +5,41 @@ the level drains at `per_second`, and a request that would lift it above `burst`
 503 QUERY_LIMIT_EXCEEDED (reference 8.1). We keep the same bucket on our side so that web
 workers, CLI runs and jobs on every host wait their turn instead of tripping the server's limit.
 
-The state lives in the database (one `rate_limit_buckets` row per portal, changed by a single
-atomic UPDATE) or, when REDIS_URL is set, in Redis (one Lua script). Either way one acquire is
-one round trip: it *reserves* a slot by adding 1 to the drained level and learns how long to
+The state lives in the database (one `rate_limit_buckets` row per bucket, changed by a single
+atomic UPDATE) or, when REDIS_URL is set, in Redis (one Lua script). Either way one reservation
+is one round trip: it *reserves* a slot by adding 1 to the drained level and learns how long to
 wait until that slot is inside the burst. No polling, and callers are served in arrival order.
+
+Admission control: a caller says how long it may wait (`max_wait`). A reservation that would
+wait longer is not made at all, and the caller gets `RateLimited` (HTTP 429/503 with
+Retry-After in the web tier) instead of a sleeping thread. Web requests wait a few seconds at
+most; CLI runs and jobs longer. Tab openings, whose AUTH_ID is not verified yet, first pass two
+small budgets of their own (per portal, and per portal and client address), so a flood of
+forged openings costs the portal's bucket at most that budget.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from sqlalchemy import case, literal, update
+from sqlalchemy import case, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
 from ..models import RateLimitBucket
+from .errors import BitrixError
 
 # Keep one request of headroom below the server's burst: our clock and the server's are not the
 # same clock, and a request that leaves late lands closer to the next one than we planned.
 HEADROOM = 1
+MAX_ADDRESS_LENGTH = 48  # keeps bucket keys within the 128 characters of rate_limit_buckets.key
+
+# Codes of RateLimited
+PORTAL_BUSY = "PORTAL_BUSY"  # the portal's bucket is further ahead than the caller may wait
+TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS"  # an unverified-caller budget is used up
 
 
 @dataclass(frozen=True)
@@ -41,11 +55,46 @@ class Rate:
         """Seconds until a request that brought the bucket to `level` fits under the capacity."""
         return max(0.0, (level - self.capacity) / self.per_second)
 
+    def limit_for(self, max_wait: float | None) -> float | None:
+        """The highest level a reservation may bring the bucket to when it may wait `max_wait`."""
+        return None if max_wait is None else self.capacity + max(0.0, max_wait) * self.per_second
+
+
+@dataclass(frozen=True)
+class Slot:
+    """The outcome of one reservation. Refused: nothing was added, `wait` is what it would have been."""
+
+    granted: bool
+    wait: float
+
 
 class BucketStore(Protocol):
     def reserve(self, key: str, rate: Rate) -> float:
         """Count one request against the bucket `key`; return the seconds to wait before sending it."""
 
+    def reserve_within(self, key: str, rate: Rate, max_wait: float | None) -> Slot:
+        """Like `reserve`, but refuse (adding nothing) when the wait would exceed `max_wait`."""
+
+    def release(self, key: str, rate: Rate) -> None:
+        """Give back one reserved slot that was not used."""
+
+
+class RateLimited(BitrixError):
+    """No slot within the wait the caller allows; nothing was sent and nothing stays reserved."""
+
+    STATUS = {PORTAL_BUSY: 503, TOO_MANY_REQUESTS: 429}
+    DESCRIPTION = {
+        PORTAL_BUSY: "The portal's request queue is longer than this request may wait.",
+        TOO_MANY_REQUESTS: "Too many requests with a not yet verified authorization for this portal.",
+    }
+
+    def __init__(self, code: str, retry_after: float, clock: Callable[[], float] = time.time):
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(code, self.DESCRIPTION[code], status=self.STATUS[code],
+                         reset_at=clock() + self.retry_after)
+
+
+# --- the database store ------------------------------------------------------------------------
 
 class DatabaseBuckets:
     """Buckets as `RateLimitBucket` rows. The UPDATE's row lock makes each reservation atomic."""
@@ -55,28 +104,52 @@ class DatabaseBuckets:
         self.clock = clock
 
     def reserve(self, key: str, rate: Rate) -> float:
-        now = self.clock()
+        return self.reserve_within(key, rate, None).wait
+
+    def reserve_within(self, key: str, rate: Rate, max_wait: float | None) -> Slot:
+        now, limit = self.clock(), rate.limit_for(max_wait)
         with self.session_factory() as session, session.begin():
-            level = session.execute(self._add_one(key, rate, now)).scalar()
-            if level is None:  # first request to this portal: create the row, then count
+            slot = self._reserve_in(session, key, rate, now, limit)
+            if slot is None:  # first request to this bucket: create the row, then count
                 session.execute(self._create_row(session, key, now))
-                level = session.execute(self._add_one(key, rate, now)).scalar()
-        return rate.wait_for(level)
+                slot = self._reserve_in(session, key, rate, now, limit)
+        return slot
+
+    def _reserve_in(self, session, key: str, rate: Rate, now: float, limit: float | None) -> Slot | None:
+        """One conditional UPDATE; only a refusal reads the level back. None: the row does not exist."""
+        level = session.execute(self._add(key, rate, now, +1, limit)).scalar()
+        if level is not None:
+            return Slot(True, rate.wait_for(level))
+        drained = session.execute(select(self._drained(rate, now)).where(RateLimitBucket.key == key)).scalar()
+        return None if drained is None else Slot(False, rate.wait_for(drained + 1))
+
+    def release(self, key: str, rate: Rate) -> None:
+        with self.session_factory() as session, session.begin():
+            session.execute(self._add(key, rate, self.clock(), -1, None))
 
     @staticmethod
-    def _add_one(key: str, rate: Rate, now: float):
+    def _drained(rate: Rate, now: float):
+        """The bucket's level at `now`, as an SQL expression."""
         bucket = RateLimitBucket
         elapsed = case((bucket.updated < now, literal(now) - bucket.updated), else_=0.0)
         drained = bucket.level - elapsed * rate.per_second
-        return (
+        return case((drained > 0, drained), else_=0.0)
+
+    @classmethod
+    def _add(cls, key: str, rate: Rate, now: float, delta: int, limit: float | None):
+        """Drain, then add `delta`; with a `limit`, only if the new level stays within it."""
+        bucket = RateLimitBucket
+        new_level = cls._drained(rate, now) + delta
+        statement = (
             update(bucket)
             .where(bucket.key == key)
             .values(
-                level=case((drained > 0, drained), else_=0.0) + 1,
+                level=case((new_level > 0, new_level), else_=0.0),
                 updated=case((bucket.updated > now, bucket.updated), else_=now),
             )
             .returning(bucket.level)
         )
+        return statement if limit is None else statement.where(new_level <= limit)
 
     @staticmethod
     def _create_row(session, key: str, now: float):
@@ -84,19 +157,26 @@ class DatabaseBuckets:
         return dialect.insert(RateLimitBucket).values(key=key, level=0.0, updated=now).on_conflict_do_nothing()
 
 
+# --- the Redis store ---------------------------------------------------------------------------
+
 # Runs inside Redis, so read-drain-add-write is atomic; Redis's own clock serves every host.
-RESERVE_SCRIPT = """
-local rate = tonumber(ARGV[1])
+# ARGV: rate per second, delta (+1 reserve, -1 release), limit ('' = none). Returns
+# {granted, level}: the new level, or the level a refused reservation would have reached.
+ADD_SCRIPT = """
+local rate, delta, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local stored = redis.call('HMGET', KEYS[1], 'level', 'updated')
 local level = tonumber(stored[1]) or 0
 local updated = tonumber(stored[2]) or now
-level = math.max(0, level - math.max(0, now - updated) * rate) + 1
+level = math.max(0, math.max(0, level - math.max(0, now - updated) * rate) + delta)
+if limit and level > limit then
+  return {0, string.format('%.6f', level)}
+end
 updated = math.max(now, updated)
 redis.call('HSET', KEYS[1], 'level', string.format('%.6f', level), 'updated', string.format('%.6f', updated))
 redis.call('PEXPIRE', KEYS[1], math.ceil((level / rate + 60) * 1000))
-return string.format('%.6f', level)
+return {1, string.format('%.6f', level)}
 """
 
 
@@ -107,15 +187,39 @@ class RedisBuckets:
         import redis
 
         self.redis = redis.Redis.from_url(redis_url)
-        self._reserve = self.redis.register_script(RESERVE_SCRIPT)
+        self._add = self.redis.register_script(ADD_SCRIPT)
 
     def reserve(self, key: str, rate: Rate) -> float:
-        level = float(self._reserve(keys=[f"bitrix:rate:{key}"], args=[rate.per_second]))
-        return rate.wait_for(level)
+        return self.reserve_within(key, rate, None).wait
+
+    def reserve_within(self, key: str, rate: Rate, max_wait: float | None) -> Slot:
+        limit = rate.limit_for(max_wait)
+        granted, level = self._run(key, rate, +1, "" if limit is None else repr(limit))
+        return Slot(granted, rate.wait_for(level))
+
+    def release(self, key: str, rate: Rate) -> None:
+        self._run(key, rate, -1, "")
+
+    def _run(self, key: str, rate: Rate, delta: int, limit: str) -> tuple[bool, float]:
+        granted, level = self._add(keys=[f"bitrix:rate:{key}"], args=[rate.per_second, delta, limit])
+        return bool(granted), float(level)
+
+
+# --- the limiter -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Step:
+    """One bucket a request has to pass: its key, rate, how long it may wait, the code if not."""
+
+    key: str
+    rate: Rate
+    max_wait: float | None
+    refusal: str
 
 
 class RateLimiter:
-    """`acquire(member_id)` blocks until one more request to that portal stays within its rate."""
+    """`acquire(member_id, max_wait)` waits for one more request to that portal to stay within its
+    rate, or raises RateLimited when that would take longer than `max_wait` seconds."""
 
     def __init__(
         self,
@@ -125,6 +229,8 @@ class RateLimiter:
         enterprise_portals: frozenset[str] = frozenset(),
         domain_of: Callable[[str], str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        unverified: Rate | None = None,
+        unverified_per_address: Rate | None = None,
     ):
         self.store = store
         self.default = default
@@ -133,21 +239,52 @@ class RateLimiter:
         self.enterprise_portals = enterprise_portals
         self.domain_of = domain_of
         self.sleep = sleep
+        # Budgets for calls made with a token nobody has verified yet (None: no such budget).
+        self.unverified = unverified
+        self.unverified_per_address = unverified_per_address
         self._rates: dict[str, Rate] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, member_id: str) -> float:
-        """Wait for a slot; returns the seconds waited."""
-        wait = self.store.reserve(f"portal:{member_id}", self.rate_for(member_id))
-        if wait > 0:
-            self.sleep(wait)
-        return wait
+    def acquire(self, member_id: str, max_wait: float | None = None) -> float:
+        """Wait for a slot; returns the seconds waited. `max_wait` None: as long as it takes."""
+        return self._admit([self._portal_step(member_id, max_wait)])
+
+    def acquire_unverified(self, member_id: str, client_address: str, max_wait: float | None = None) -> float:
+        """Like `acquire`, for a call with a token not verified yet (a tab opening's AUTH_ID):
+        first within the unverified budgets, which never wait, then the portal's bucket."""
+        steps = []
+        if self.unverified_per_address is not None:
+            address = str(client_address or "unknown")[:MAX_ADDRESS_LENGTH]
+            steps.append(Step(f"unverified:{member_id}:{address}", self.unverified_per_address, 0, TOO_MANY_REQUESTS))
+        if self.unverified is not None:
+            steps.append(Step(f"unverified:{member_id}", self.unverified, 0, TOO_MANY_REQUESTS))
+        return self._admit(steps + [self._portal_step(member_id, max_wait)])
 
     def rate_for(self, member_id: str) -> Rate:
         with self._lock:
             if member_id not in self._rates:
                 self._rates[member_id] = self.enterprise if self._is_enterprise(member_id) else self.default
             return self._rates[member_id]
+
+    def _portal_step(self, member_id: str, max_wait: float | None) -> Step:
+        return Step(f"portal:{member_id}", self.rate_for(member_id), max_wait, PORTAL_BUSY)
+
+    def _admit(self, steps: list[Step]) -> float:
+        """Reserve a slot in every step's bucket, or in none: a refused step gives back the
+        slots the earlier steps took. Then sleep until the latest slot."""
+        taken: list[Step] = []
+        wait = 0.0
+        for step in steps:
+            slot = self.store.reserve_within(step.key, step.rate, step.max_wait)
+            if not slot.granted:
+                for done in taken:
+                    self.store.release(done.key, done.rate)
+                raise RateLimited(step.refusal, slot.wait - (step.max_wait or 0))
+            taken.append(step)
+            wait = max(wait, slot.wait)
+        if wait > 0:
+            self.sleep(wait)
+        return wait
 
     def _is_enterprise(self, member_id: str) -> bool:
         if not self.enterprise_portals:
@@ -169,4 +306,12 @@ def limiter_for(bitrix) -> RateLimiter | None:
         enterprise=Rate(settings.enterprise_rate_per_second, settings.enterprise_rate_burst),
         enterprise_portals=frozenset(settings.enterprise_portals),
         domain_of=lambda member_id: bitrix.portal(member_id).domain,
+        unverified=_rate_or_none(settings.unverified_rate_per_second, settings.unverified_burst),
+        unverified_per_address=_rate_or_none(settings.unverified_address_rate_per_second,
+                                             settings.unverified_address_burst),
     )
+
+
+def _rate_or_none(per_second: float, burst: int) -> Rate | None:
+    """A budget from its settings; a rate of 0 turns that budget off."""
+    return Rate(per_second, burst) if per_second > 0 else None

@@ -76,6 +76,7 @@ class BitrixClient:
         max_rate_limit_retries: int = 3,
         backoff: float = 1.0,
         throttle: Callable[[], None] | None = None,
+        max_wait: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ):
@@ -85,7 +86,11 @@ class BitrixClient:
         self.timeout = timeout
         self.max_rate_limit_retries = max_rate_limit_retries
         self.backoff = backoff
+        # Waits for the portal's bucket and may raise RateLimited (services/ratelimit.py).
         self.throttle = throttle
+        # The most this client sleeps between QUERY_LIMIT_EXCEEDED retries (None: no cap); the
+        # web tier's clients have a few seconds, so a request thread is never held for long.
+        self.max_wait = max_wait
         self.sleep = sleep
         self.clock = clock
         self.requests_sent = 0
@@ -149,7 +154,7 @@ class BitrixClient:
         if token.is_expired(self.clock()):
             token = self.credentials.refreshed(token)
             refreshed = True
-        rate_limit_retries = 0
+        rate_limit_retries, backed_off = 0, 0.0
         while True:
             status, body = self._post(method, {**params, "auth": token.value})
             code = body.get("error")
@@ -161,9 +166,10 @@ class BitrixClient:
                 token = self._renewed(token, refresh=(code == "expired_token"))
                 refreshed = True
                 continue
-            if code == "QUERY_LIMIT_EXCEEDED" and rate_limit_retries < self.max_rate_limit_retries:
-                self.sleep(self.backoff * 2 ** rate_limit_retries)
-                rate_limit_retries += 1
+            delay = self.backoff * 2 ** rate_limit_retries
+            if code == "QUERY_LIMIT_EXCEEDED" and self._may_back_off(rate_limit_retries, backed_off + delay):
+                self.sleep(delay)
+                rate_limit_retries, backed_off = rate_limit_retries + 1, backed_off + delay
                 continue
             raise BitrixError(
                 code,
@@ -172,6 +178,9 @@ class BitrixClient:
                 method=method,
                 reset_at=self._reset_at(method, body) if code == "OPERATION_TIME_LIMIT" else None,
             )
+
+    def _may_back_off(self, retries: int, total_delay: float) -> bool:
+        return retries < self.max_rate_limit_retries and (self.max_wait is None or total_delay <= self.max_wait)
 
     def _renewed(self, token: AccessToken, refresh: bool) -> AccessToken:
         newer = self.credentials.current()
@@ -197,8 +206,6 @@ class BitrixClient:
             raise BitrixError("NETWORK_TIMEOUT", "Bitrix24 did not answer in time.", method=method) from None
         except requests.RequestException:
             raise BitrixError("NETWORK_ERROR", "Bitrix24 could not be reached.", method=method) from None
-        finally:
-            self.requests_sent += 1
         try:
             body = response.json()
         except ValueError:
@@ -212,7 +219,8 @@ class BitrixClient:
 
     def _send(self, url: str, payload: dict) -> requests.Response:
         if self.throttle is not None:
-            self.throttle()
+            self.throttle()  # a refused slot raises here: nothing sent, nothing counted
+        self.requests_sent += 1
         return self.http.post(url, json=payload, timeout=self.timeout, allow_redirects=False)
 
     def _remember_operating_time(self, method: str, body: dict) -> None:

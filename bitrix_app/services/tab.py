@@ -6,8 +6,9 @@ never the iframe user's. The session decides which portal (its `member_id`), so 
 portal A cannot reach portal B's objects. Permission to change is re-read from the database on
 every change. Source setting values are secrets: no method here returns them.
 
-Raises `Rejected` (our own refusals: 400/403/409), `InvalidFields` (validation) or `BitrixError`
-(Bitrix24 refused or failed); the web tier turns them into HTTP answers.
+Raises `Rejected` (our own refusals: 400/403/409; `Throttled` 429/503), `InvalidFields`
+(validation; 403 for endpoint URLs a non-administrator may not change) or `BitrixError` (Bitrix24
+refused or failed, or `RateLimited`); the web tier turns them into HTTP answers.
 """
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ from . import lifecycle
 from .biconnector import Biconnector, Connector, Source, normalize_settings
 from .bitrix import Bitrix
 from .errors import BitrixError, Rejected
-from .messages import field_message, text
+from .messages import explain, field_message, text
+from .ratelimit import RateLimited
 from .session_tokens import ReseedGrant, TabSession
 from .tokens import portal_by_member_id
-from .validation import FieldError, connector_errors, is_integer, source_errors
+from .validation import URL_FIELDS, FieldError, connector_errors, is_integer, source_errors
 
 SOURCE_PUBLIC_FIELDS = (
     "id", "title", "description", "type", "code", "active", "connectorId",
@@ -37,14 +39,24 @@ AUTH_REFUSED_CODES = {"expired_token", "invalid_token", "NO_AUTH_FOUND", "author
 
 
 class InvalidFields(Rejected):
-    """Input that fails validation; `errors` says which field and why (shown next to the field)."""
+    """Input that fails validation (or, with 403, fields the user may not change); `errors` says
+    which field and why (shown next to the field)."""
 
-    def __init__(self, errors: list[FieldError], lang: str = "en"):
+    def __init__(self, errors: list[FieldError], lang: str = "en", status: int = 400,
+                 summary: str = "INVALID_FIELDS"):
         self.errors = errors
-        super().__init__(400, errors[0].code, text("INVALID_FIELDS", lang))
+        super().__init__(status, errors[0].code, text(summary, lang))
 
     def fields(self, lang: str = "en") -> list[dict]:
         return [{"field": e.field, "code": e.code, "message": field_message(e, lang)} for e in self.errors]
+
+
+class Throttled(Rejected):
+    """A request refused by admission control (services/ratelimit.py): try again after `retry_after` s."""
+
+    def __init__(self, limited: RateLimited, lang: str = "en"):
+        self.retry_after = limited.retry_after
+        super().__init__(limited.status, limited.code, explain(limited, lang))
 
 
 def parse_id(raw, lang: str = "en") -> int:
@@ -72,10 +84,12 @@ class TabUser:
     portal_status: str
 
 
-def authenticate_opening(bitrix: Bitrix, form: Mapping, lang: str = "en") -> TabUser:
+def authenticate_opening(bitrix: Bitrix, form: Mapping, lang: str = "en", client_address: str = "") -> TabUser:
     """Check an iframe POST: the application token must match the stored one for `member_id`,
     and the user's AUTH_ID must be accepted by the portal's *stored* REST endpoint (never the
-    posted DOMAIN), which also says who the user is and whether they are an administrator."""
+    posted DOMAIN), which also says who the user is and whether they are an administrator.
+    Until then the AUTH_ID is unverified: its calls use the unverified budgets of the portal and
+    of `client_address`, and a used-up budget is a Throttled refusal, not a wait."""
     member_id, application_token, auth_id = (str(form.get(key) or "") for key in
                                              ("member_id", "APPLICATION_TOKEN", "AUTH_ID"))
     if not member_id or not auth_id:
@@ -89,7 +103,7 @@ def authenticate_opening(bitrix: Bitrix, form: Mapping, lang: str = "en") -> Tab
         stored = bitrix.tokens.application_token(portal) or ""
     if not stored or not hmac.compare_digest(application_token.encode(), stored.encode()):
         raise Rejected(401, "INVALID_APPLICATION_TOKEN", text("INVALID_APPLICATION_TOKEN", lang))
-    user, is_admin = _confirmed_user(bitrix, portal, auth_id, lang)
+    user, is_admin = _confirmed_user(bitrix, portal, auth_id, lang, client_address)
     user_id = int(user["ID"])
     return TabUser(
         member_id=portal.member_id,
@@ -103,11 +117,14 @@ def authenticate_opening(bitrix: Bitrix, form: Mapping, lang: str = "en") -> Tab
     )
 
 
-def _confirmed_user(bitrix: Bitrix, portal: Portal, auth_id: str, lang: str) -> tuple[dict, bool]:
-    client = bitrix.user_client(portal.client_endpoint, auth_id, portal.member_id)
+def _confirmed_user(bitrix: Bitrix, portal: Portal, auth_id: str, lang: str,
+                    client_address: str) -> tuple[dict, bool]:
+    client = bitrix.unverified_client(portal.client_endpoint, auth_id, portal.member_id, client_address)
     try:
         user = client.call("user.current")
         is_admin = client.call("user.admin") is True
+    except RateLimited as exc:
+        raise Throttled(exc, lang) from None
     except BitrixError as exc:
         if exc.code in AUTH_REFUSED_CODES:
             raise Rejected(401, "INVALID_AUTH", text("INVALID_AUTH", lang)) from None
@@ -194,10 +211,26 @@ class TabService:
         biconnector = self.biconnector
         current = biconnector.connector(connector_id)
         changes = changed_connector_fields(current, fields)
+        self._check_endpoint_changes(changes)
         if not changes:
             return {"item": current, "changed": []}
         biconnector.update_connector(connector_id, changes)
         return {"item": biconnector.connector(connector_id), "changed": sorted(changes)}
+
+    def _check_endpoint_changes(self, changes: dict) -> None:
+        """On every source.update Bitrix24 posts all stored setting values of the source to the
+        connector's urlCheck, so only administrators change endpoint URLs, and only to hosts the
+        address rule allows (validation.EndpointPolicy)."""
+        changed = [name for name in URL_FIELDS if name in changes]
+        if not changed:
+            return
+        if not self.session.is_admin:
+            refusals = [FieldError(name, "ENDPOINTS_ADMIN_ONLY",
+                                   f'Only a portal administrator can change "{name}".') for name in changed]
+            raise InvalidFields(refusals, self.lang, status=403, summary="ENDPOINTS_ADMIN_ONLY")
+        errors = self.bitrix.endpoint_policy.errors(changes)
+        if errors:
+            raise InvalidFields(errors, self.lang)
 
     def update_source(self, raw_id, fields: dict) -> dict:
         """Title is always sent (Bitrix24 requires it); settings only as typed, never diffed

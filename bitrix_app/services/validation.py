@@ -7,13 +7,19 @@ return every error, so a form can show each one next to its field. Where the ser
 we use it; the few extra checks (http(s) URLs, declared setting codes, INT values, duplicate
 setting codes) have codes of our own without the `VALIDATION_` prefix.
 
-Used by the tab's API and the CLI. Plain Python: no Flask, no I/O.
+Used by the tab's API, the CLI and plans. Plain Python: no Flask, and no I/O except
+`EndpointPolicy`, which resolves the host of a changed connector URL (through a resolver that
+tests replace) to check its addresses; nothing here ever connects.
 """
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+import socket
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 from urllib.parse import urlsplit
+
+from ..gateway.addresses import ADDRESS_NOT_ALLOWED, AddressRefused, Network, resolve_checked
 
 TITLE_MAX = 512
 URL_MAX = 2048
@@ -175,6 +181,52 @@ def _url_errors(field: str, value: str) -> list[FieldError]:
     if not is_http_url(value):
         return [FieldError(field, "INVALID_URL", f'Field "{field}" must be an http:// or https:// URL.')]
     return []
+
+
+# --- where connector URLs may point ------------------------------------------------------------
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class EndpointPolicy:
+    """Connector endpoint URLs must point to public hosts, by the gateway's address rule
+    (gateway/addresses.py): loopback, private, link-local and metadata addresses only when
+    `allowed` (GATEWAY_ALLOWED_NETWORKS) lists them. On every `source.update` Bitrix24 posts all
+    stored setting values of the source to the connector's urlCheck, so an endpoint on an inner
+    host would hand the source's secrets to it. Host names are resolved, never connected to."""
+
+    allowed: tuple[Network, ...] = ()
+    resolver: Callable[..., list] = socket.getaddrinfo
+
+    def errors(self, fields: dict) -> list[FieldError]:
+        """One error per URL field in `fields` whose host is not allowed (call it with changed
+        fields only: every name in them is resolved)."""
+        errors = []
+        for name in URL_FIELDS:
+            value = fields.get(name)
+            if isinstance(value, str) and is_http_url(value):
+                errors.extend(filter(None, [self._error(name, value.strip())]))
+        return errors
+
+    def _error(self, field: str, url: str) -> FieldError | None:
+        parts = urlsplit(url)
+        try:
+            port = parts.port or DEFAULT_PORTS[parts.scheme]
+        except ValueError:
+            return FieldError(field, "INVALID_PORT", f'Field "{field}" has an invalid port number.')
+        try:
+            resolve_checked(parts.hostname or "", port, self.allowed, self.resolver)
+        except AddressRefused as refused:
+            return FieldError(field, refused.code, _refusal(field, parts.hostname or "", refused))
+        return None
+
+
+def _refusal(field: str, host: str, refused: AddressRefused) -> str:
+    if refused.code == ADDRESS_NOT_ALLOWED:
+        return (f'Field "{field}" must point to a public host, because Bitrix24 sends the stored source '
+                f"settings to connector URLs: {refused.message}")
+    return f'Field "{field}": the host {host!r} cannot be checked ({refused.message})'
 
 
 def connector_settings_errors(settings) -> list[FieldError]:
