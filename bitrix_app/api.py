@@ -1,5 +1,8 @@
 """The tab's JSON API under /api. Every request carries the session token from the page as
 `Authorization: Bearer <token>`; the token names the portal, so nothing here takes a portal id.
+Every request re-checks that the portal is still the installation the token was issued for; a
+write by an administrator, and a renewal, re-check the user's rights with Bitrix24 through a fresh
+authorization the page sends as `X-Bitrix24-Auth` (BX24.getAuth()).
 
 Success: `{"result": ...}`. Failure: `{"error": CODE, "error_description": "..."}` (plus
 `fields` for validation errors), with the status from `status_for` below.
@@ -12,16 +15,19 @@ import time
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from .config import secret_keys
 from .connector import register_connectors
 from .gateway.databases import DatabaseService
 from .services.errors import BitrixError, Rejected
 from .services.messages import explain, normalize_lang, text
 from .services.session_tokens import SessionTokenError, SessionTokens, TabSession
-from .services.tab import InvalidFields, TabService
+from .services.tab import InvalidFields, TabService, Throttled, current_portal, reconfirmed
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # room for a logo uploaded as a data: URI
+FRESH_AUTH_HEADER = "X-Bitrix24-Auth"
+RENEW_ENDPOINT = "api.renew_session"
 
 NOT_FOUND_CODES = {"CONNECTOR_NOT_FOUND", "SOURCE_NOT_FOUND", "DATASET_NOT_FOUND", "PORTAL_NOT_FOUND",
                    "ERROR_METHOD_NOT_FOUND"}
@@ -57,9 +63,8 @@ def status_for(error: BitrixError) -> int:
 
 
 def session_tokens() -> SessionTokens:
-    bitrix = current_app.extensions["bitrix"]
-    return SessionTokens(current_app.config["SECRET_KEY"], int(current_app.config["SESSION_TOKEN_TTL"]),
-                         bitrix.tokens.cipher)
+    config = current_app.config
+    return SessionTokens(secret_keys(config), int(config["SESSION_TOKEN_TTL"]), audience=config["BITRIX_CLIENT_ID"])
 
 
 def service() -> TabService:
@@ -79,7 +84,13 @@ def authenticate() -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Rejected(401, "SESSION_REQUIRED", text("SESSION_REQUIRED", lang()))
-    g.tab_session = session_tokens().read(token.strip())
+    renewing = request.endpoint == RENEW_ENDPOINT
+    g.tab_session = session = session_tokens().read(token.strip(), renewing=renewing)
+    bitrix = current_app.extensions["bitrix"]
+    portal = current_portal(bitrix, session)
+    # Reads trust the rights in the token (minutes old); what an administrator changes is re-checked.
+    if renewing or (session.is_admin and request.method not in ("GET", "HEAD")):
+        g.tab_session = reconfirmed(bitrix, session, portal, request.headers.get(FRESH_AUTH_HEADER, "").strip())
 
 
 def json_body() -> dict:
@@ -122,7 +133,10 @@ def invalid_fields(exc: InvalidFields):
 
 @bp.errorhandler(Rejected)
 def rejected(exc: Rejected):
-    return error_json(exc.status, exc.code, exc.description)
+    response, status = error_json(exc.status, exc.code, exc.description)
+    if isinstance(exc, Throttled):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response, status
 
 
 @bp.errorhandler(BitrixError)
@@ -156,6 +170,15 @@ def session_info():
         "canEdit": tab.may_edit(),
         "portalStatus": tab.portal_status(),
     })
+
+
+@bp.post("/session/renew")
+def renew_session():
+    """A fresh token for the page; `authenticate` re-checked the user with Bitrix24 first."""
+    tokens = session_tokens()
+    session: TabSession = g.tab_session
+    return jsonify(result={"token": tokens.issue(session), "expiresIn": tokens.ttl,
+                           "isAdmin": session.is_admin, "canEdit": session.can_edit})
 
 
 @bp.get("/connectors")
@@ -200,10 +223,8 @@ def put_editors():
 
 @bp.post("/reseed")
 def reseed():
-    session: TabSession = g.tab_session
-    grant = session_tokens().open_grant(session.reseed_grant) if session.reseed_grant else None
-    result = service().reseed(grant)
-    register_connectors(session.member_id)
+    result = service().reseed()
+    register_connectors(g.tab_session.member_id)
     return jsonify(result=result)
 
 

@@ -76,7 +76,7 @@ class Config:
     BITRIX_UNVERIFIED_BURST = _number("BITRIX_UNVERIFIED_BURST", "30")
     BITRIX_UNVERIFIED_ADDRESS_RATE_PER_SECOND = _number("BITRIX_UNVERIFIED_ADDRESS_RATE_PER_SECOND", "0.5", float)
     BITRIX_UNVERIFIED_ADDRESS_BURST = _number("BITRIX_UNVERIFIED_ADDRESS_BURST", "10")
-    SESSION_TOKEN_TTL = _number("SESSION_TOKEN_TTL", "3600")
+    SESSION_TOKEN_TTL = _number("SESSION_TOKEN_TTL", "600")
     # Per client address: /install and /events make the app verify an authorization with Bitrix24.
     VERIFY_RATE_PER_MINUTE = _number("VERIFY_RATE_PER_MINUTE", "60", float)
     # The connector gateway (README: "The connector gateway").
@@ -137,8 +137,13 @@ def production_problems(config: dict) -> list[str]:
             + database_problems(config))
 
 
+def secret_keys(config: dict) -> list[str]:
+    """SECRET_KEY holds one key or comma-separated keys: the first signs, all verify (rotation)."""
+    return _keys(str(config.get("SECRET_KEY") or ""))
+
+
 def secret_key_problems(config: dict) -> list[str]:
-    keys = _keys(str(config["SECRET_KEY"]))
+    keys = secret_keys(config)
     if keys and all(len(key) >= MIN_SECRET_KEY_LENGTH for key in keys):
         return []
     return [f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters (each key, if several are "

@@ -46,6 +46,8 @@ class Portal(Base):
     lang: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     # The portal's FORMAT_DATETIME (e.g. "DD.MM.YYYY HH:MI:SS") for filter dates; None: guessed.
     date_format: Mapped[str | None] = mapped_column(String(64))
+    # Bumped at every install, reinstall and uninstall: tab sessions of an earlier one stop working.
+    install_generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     installed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -87,6 +89,19 @@ class PortalHistory(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+
+
+class ReseedGrantRecord(Base):
+    """An administrator's own authorization, kept for one click on "Renew authorization" in the
+    tab (services/session_tokens.py): found by a random handle, short-lived, used once."""
+
+    __tablename__ = "reseed_grants"
+
+    handle: Mapped[str] = mapped_column(String(64), primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(Integer)
+    authorization_encrypted: Mapped[str] = mapped_column(Text)  # Fernet ciphertext
+    expires_at: Mapped[float] = mapped_column()  # Unix time
 
 
 class RateLimitBucket(Base):

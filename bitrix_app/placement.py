@@ -24,13 +24,14 @@ from .install import client_network
 from .models import PortalStatus
 from .services.lifecycle import token_lifetime
 from .services.messages import normalize_lang, ui_texts
-from .services.session_tokens import TabSession
+from .services.session_tokens import ReseedGrant, ReseedGrants, TabSession
 from .services.tab import TabUser, Throttled, authenticate_opening
 
 bp = Blueprint("placement", __name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
+_PATH = re.compile(r"^[A-Za-z0-9/._~-]*$")
 
 
 @bp.post("/app")
@@ -38,7 +39,8 @@ def open_tab():
     lang = normalize_lang(request.args.get("LANG"))
     bitrix = current_app.extensions["bitrix"]
     user = authenticate_opening(bitrix, request.form, lang, client_network(request.remote_addr))
-    token = session_tokens().issue(_session_for(user, lang))
+    tokens = session_tokens()
+    token = tokens.issue(_session_for(user, lang))
     page = render_template(
         "app.html",
         lang=lang,
@@ -54,6 +56,7 @@ def open_tab():
             "placement": str(request.form.get("PLACEMENT") or "DEFAULT"),
             "placementOptions": _placement_options(request.form.get("PLACEMENT_OPTIONS")),
             "apiBase": url_for("api.list_connectors").rsplit("/", 1)[0],
+            "sessionTtl": tokens.ttl,
             "gateway": {"kinds": list(current_app.extensions["gateway"].settings.kinds)},
         },
     )
@@ -70,14 +73,15 @@ def throttled(exc: Throttled):
 
 
 def _session_for(user: TabUser, lang: str) -> TabSession:
-    grant = None
+    handle = None
     if user.is_admin and user.portal_status in PortalStatus.RESEEDABLE:
-        # The admin's own tokens, encrypted: only POST /api/reseed can open them again.
-        grant = session_tokens().seal_grant(
-            request.form["AUTH_ID"], str(request.form.get("REFRESH_ID") or ""),
-            token_lifetime(request.form.get("AUTH_EXPIRES")),
-        )
-    return TabSession(user.member_id, user.user_id, user.is_admin, user.can_edit, lang, grant)
+        # The admin's own tokens stay on the server; the page gets a handle only POST /api/reseed can use.
+        bitrix = current_app.extensions["bitrix"]
+        grant = ReseedGrant(request.form["AUTH_ID"], str(request.form.get("REFRESH_ID") or ""),
+                            token_lifetime(request.form.get("AUTH_EXPIRES")))
+        handle = ReseedGrants(bitrix.session_factory, bitrix.tokens.cipher).keep(user.member_id, user.user_id, grant)
+    return TabSession(user.member_id, user.user_id, user.is_admin, user.can_edit, lang, handle,
+                      user.install_generation)
 
 
 def _placement_options(raw) -> dict:
@@ -105,20 +109,21 @@ def frame_ancestors(user: TabUser) -> str:
     return " ".join(sources) or "'none'"
 
 
-def _script_origin(url: str) -> str:
+def script_source(url: str) -> str:
+    """The CSP source for BX24.js: its host and path (a path ending in / allows what lies below it)."""
     parts = urlsplit(url)
-    if not _HOST.match(parts.netloc or ""):
+    if not _HOST.match(parts.netloc or "") or not _PATH.match(parts.path):
         return ""
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme else parts.netloc
+    return f"{parts.scheme + '://' if parts.scheme else ''}{parts.netloc}{parts.path}"
 
 
 def _page_headers(user: TabUser) -> dict:
-    script_src = " ".join(filter(None, ["'self'", _script_origin(current_app.config["BITRIX_JS_SDK_URL"])]))
+    script_src = " ".join(filter(None, ["'self'", script_source(current_app.config["BITRIX_JS_SDK_URL"])]))
     policy = "; ".join([
         "default-src 'self'",
         f"script-src {script_src}",
         "style-src 'self'",
-        "img-src 'self' data: https: http:",  # connector logos live anywhere
+        "img-src 'self' data:",  # no remote images: an editor's logo URL would watch every reader (tab.js)
         "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",

@@ -160,27 +160,51 @@ def installed_portal(fake, portal):
 # --- The embedded tab and its JSON API (issue 3) -------------------------------------------------
 
 class TabApi:
-    """The tab's JSON API as one user sees it: every request carries that user's session token."""
+    """The tab's JSON API as one user sees it, as tab.js sends it: every request carries that user's
+    session token, and every change also a fresh Bitrix24 authorization (`fresh_auth`, which
+    stands for BX24.getAuth(); None: a page without BX24.js)."""
 
-    def __init__(self, client, session_token: str):
+    def __init__(self, client, session_token: str, fresh_auth=None):
         self.client = client
+        self.fresh_auth = fresh_auth
+        self.use(session_token)
+
+    def use(self, session_token: str) -> None:
         self.session_token = session_token
         self.headers = {"Authorization": f"Bearer {session_token}"}
+
+    def write_headers(self) -> dict:
+        return {**self.headers, "X-Bitrix24-Auth": self.fresh_auth()} if self.fresh_auth else self.headers
 
     def get(self, path: str):
         return self.client.get("/api" + path, headers=self.headers)
 
     def post(self, path: str, json=None, **kwargs):
-        return self.client.post("/api" + path, json=json, headers=self.headers, **kwargs)
+        return self.client.post("/api" + path, json=json, headers=self.write_headers(), **kwargs)
 
     def put(self, path: str, json=None, **kwargs):
-        return self.client.put("/api" + path, json=json, headers=self.headers, **kwargs)
+        return self.client.put("/api" + path, json=json, headers=self.write_headers(), **kwargs)
 
     def patch(self, path: str, json=None, **kwargs):
-        return self.client.patch("/api" + path, json=json, headers=self.headers, **kwargs)
+        return self.client.patch("/api" + path, json=json, headers=self.write_headers(), **kwargs)
 
     def delete(self, path: str, **kwargs):
-        return self.client.delete("/api" + path, headers=self.headers, **kwargs)
+        return self.client.delete("/api" + path, headers=self.write_headers(), **kwargs)
+
+    def renew(self):
+        """What tab.js does before the session expires: POST /api/session/renew, then use the new token."""
+        response = self.post("/session/renew")
+        if response.status_code == 200:
+            self.use(response.get_json()["result"]["token"])
+        return response
+
+
+def bx24_auth(fake, portal, user=None):
+    """BX24.refreshAuth() in the fake portal's page: a fresh access token of `user`, over HTTP."""
+    import requests
+
+    url = f"{fake.url}/_fake/{portal.domain}/auth?user={portal.user(user).id}"
+    return lambda: requests.post(url, timeout=10).json()["AUTH_ID"]
 
 
 def session_token_in(page_html: str) -> str:
@@ -198,7 +222,7 @@ def open_tab(fake, client):
     def open_(portal, user=None, lang="en") -> TabApi:
         response = fake.open_app(portal, user, lang=lang)
         assert response.status_code == 200, response.text
-        return TabApi(client, session_token_in(response.text))
+        return TabApi(client, session_token_in(response.text), bx24_auth(fake, portal, user))
 
     return open_
 

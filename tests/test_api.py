@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
 from bitrix_app.api import status_for
-from bitrix_app.models import Portal, PortalStatus
+from bitrix_app.models import Portal, PortalStatus, ReseedGrantRecord
 from bitrix_app.services.biconnector import Biconnector
 from bitrix_app.services.errors import BitrixError, OAuthError, PortalUnavailable
 from bitrix_app.services.rest import BitrixClient
-from bitrix_app.services.session_tokens import SessionTokens, TabSession
+from bitrix_app.services.session_tokens import RENEWAL_GRACE, SessionTokens, TabSession
 from bitrix_app.services.validation import EndpointPolicy
-from tests.conftest import not_gateway
+from tests.conftest import TabApi, bx24_auth, not_gateway
 
 SECRETS = ("demo-token-1", "demo-token-2", "wh1.demo.test", "wh2.demo.test", "5432", "5433")
 
@@ -76,20 +77,152 @@ def test_requests_without_a_session_token_are_refused(client, demo_portal):
         assert error_of(response) == (401, "SESSION_REQUIRED")
 
 
-def test_garbage_and_foreign_tokens_are_refused(client, app, demo_portal):
-    foreign = SessionTokens("another-secret", 3600, app.extensions["bitrix"].tokens.cipher).issue(
-        TabSession(demo_portal.member_id, 1, True, True))
-    for token in ("garbage", foreign):
+def tokens_like_the_apps(app, **overrides) -> SessionTokens:
+    settings = {"secret_keys": [app.config["SECRET_KEY"]], "ttl": 600, "audience": app.config["BITRIX_CLIENT_ID"],
+                **overrides}
+    return SessionTokens(**settings)
+
+
+def current_generation(bitrix, member_id: str) -> int:
+    return bitrix.portal(member_id).install_generation
+
+
+def test_garbage_and_foreign_tokens_are_refused(client, app, bitrix, demo_portal):
+    admin = TabSession(demo_portal.member_id, 1, True, True, generation=current_generation(bitrix, demo_portal.member_id))
+    another_key = tokens_like_the_apps(app, secret_keys=["another-secret-of-at-least-32-characters"]).issue(admin)
+    another_app = tokens_like_the_apps(app, audience="another.app").issue(admin)
+    for token in ("garbage", another_key, another_app):
         response = client.get("/api/connectors", headers={"Authorization": f"Bearer {token}"})
         assert error_of(response) == (401, "SESSION_INVALID")
 
 
-def test_expired_session_tokens_are_refused(client, app, demo_portal):
-    issued_long_ago = SessionTokens(app.config["SECRET_KEY"], 3600, app.extensions["bitrix"].tokens.cipher,
-                                    clock=lambda: 1_000_000_000).issue(TabSession(demo_portal.member_id, 1, True, True))
+def test_expired_session_tokens_are_refused(client, app, bitrix, demo_portal):
+    issued_long_ago = tokens_like_the_apps(app, clock=lambda: 1_000_000_000).issue(
+        TabSession(demo_portal.member_id, 1, True, True, generation=current_generation(bitrix, demo_portal.member_id)))
     response = client.get("/api/connectors", headers={"Authorization": f"Bearer {issued_long_ago}"})
     assert error_of(response) == (401, "SESSION_EXPIRED")
     assert "Reload the page" in response.get_json()["error_description"]
+
+
+def test_the_secret_key_can_be_rotated(app, open_tab, demo_portal, monkeypatch):
+    old_key, new_key = app.config["SECRET_KEY"], "a-new-secret-key-of-at-least-32-characters"
+    before = open_tab(demo_portal)
+    monkeypatch.setitem(app.config, "SECRET_KEY", f"{new_key},{old_key}")
+    after = open_tab(demo_portal)
+    assert before.get("/connectors").status_code == 200  # every key verifies
+    assert tokens_like_the_apps(app, secret_keys=[new_key]).read(after.session_token)  # the first one signs
+    monkeypatch.setitem(app.config, "SECRET_KEY", new_key)
+    assert after.get("/connectors").status_code == 200
+    assert error_of(before.get("/connectors")) == (401, "SESSION_INVALID")
+
+
+# --- session lifetime: bound to the installation, renewed by the page, rights re-checked -------
+
+def editors_of(bitrix, member_id: str) -> list[int]:
+    return bitrix.portal(member_id).editor_user_ids
+
+
+def reinstall(fake, portal) -> None:
+    assert fake.install(portal).status_code == 200
+    fake.finish_install(portal)
+
+
+def test_a_session_from_before_an_uninstall_changes_nothing(fake, admin, demo_portal, bitrix):
+    fake.uninstall(demo_portal)
+    assert error_of(admin.put("/editors", json={"userIds": [5]})) == (409, "PORTAL_UNINSTALLED")
+    assert error_of(admin.get("/editors")) == (409, "PORTAL_UNINSTALLED")
+    assert editors_of(bitrix, demo_portal.member_id) == []
+
+
+def test_a_session_from_before_a_reinstall_is_revoked(fake, open_tab, admin, demo_portal):
+    fake.uninstall(demo_portal)
+    reinstall(fake, demo_portal)
+    response = admin.get("/connectors")
+    assert error_of(response) == (401, "SESSION_REVOKED")
+    assert "Reload the page" in response.get_json()["error_description"]
+    assert error_of(admin.renew()) == (401, "SESSION_REVOKED")
+    assert open_tab(demo_portal).get("/connectors").status_code == 200
+
+
+def test_installing_again_over_an_installation_revokes_its_sessions_too(fake, admin, demo_portal):
+    reinstall(fake, demo_portal)
+    assert error_of(admin.get("/connectors")) == (401, "SESSION_REVOKED")
+
+
+def test_an_administrator_demoted_in_bitrix24_loses_the_rights_at_the_next_change(admin, demo_portal, bitrix, sent):
+    demo_portal.admin.is_admin = False
+    assert error_of(admin.put("/editors", json={"userIds": [5]})) == (403, "ADMIN_ONLY")
+    assert error_of(admin.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {"title": "X"}})) == (
+        403, "READ_ONLY")
+    assert editors_of(bitrix, demo_portal.member_id) == [] and sent == []
+
+
+def test_a_demoted_administrator_who_is_an_allowed_editor_still_edits(admin, demo_portal, bitrix, sent):
+    assert admin.put("/editors", json={"userIds": [demo_portal.admin.id]}).status_code == 200
+    demo_portal.admin.is_admin = False
+    assert admin.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {"title": "X"}}).status_code == 200
+    assert error_of(admin.put("/editors", json={"userIds": []})) == (403, "ADMIN_ONLY")
+
+
+def test_an_administrators_change_needs_a_fresh_bitrix24_authorization(client, admin, demo_portal, bitrix):
+    without_bx24 = TabApi(client, admin.session_token)
+    response = without_bx24.put("/editors", json={"userIds": [5]})
+    assert error_of(response) == (401, "BITRIX_AUTH_REQUIRED")
+    assert "open it again" in response.get_json()["error_description"]
+    assert without_bx24.get("/editors").status_code == 200  # reads trust the minutes-old token
+    assert editors_of(bitrix, demo_portal.member_id) == []
+
+
+def test_the_fresh_authorization_must_be_the_sessions_user(fake, client, admin, demo_portal, bitrix):
+    other_admin = demo_portal.add_user("Anna Admin", admin=True)
+    borrowed = TabApi(client, admin.session_token, bx24_auth(fake, demo_portal, other_admin))
+    assert error_of(borrowed.put("/editors", json={"userIds": [5]})) == (401, "INVALID_AUTH")
+    forged = TabApi(client, admin.session_token, lambda: "not-a-token")
+    assert error_of(forged.put("/editors", json={"userIds": [5]})) == (401, "INVALID_AUTH")
+    assert editors_of(bitrix, demo_portal.member_id) == []
+
+
+def test_a_readers_changes_are_refused_without_asking_bitrix24(fake, reader, demo_portal):
+    fake.clear_log()
+    assert error_of(reader.put("/editors", json={"userIds": [5]})) == (403, "ADMIN_ONLY")
+    assert fake.count_requests(demo_portal, "user.admin") == 0
+
+
+def test_the_page_renews_its_session(app, admin, demo_portal, read_session):
+    first = admin.session_token
+    response = admin.renew()
+    assert response.status_code == 200
+    result = response.get_json()["result"]
+    assert (result["expiresIn"], result["isAdmin"], result["canEdit"]) == (app.config["SESSION_TOKEN_TTL"], True, True)
+    assert read_session(result["token"]) == read_session(first)
+    assert admin.get("/connectors").status_code == 200
+
+
+def test_renewal_asks_bitrix24_for_the_users_rights_again(admin, reader, demo_portal, read_session):
+    demo_portal.admin.is_admin = False
+    result = admin.renew().get_json()["result"]
+    assert (result["isAdmin"], result["canEdit"]) == (False, False)
+    assert read_session(admin.session_token).is_admin is False
+    assert error_of(admin.get("/editors")) == (403, "ADMIN_ONLY")
+    promoted = demo_portal.users[reader_user_id(reader)]
+    promoted.is_admin = True
+    assert reader.renew().get_json()["result"]["isAdmin"] is True
+
+
+def test_renewal_needs_a_fresh_authorization(client, admin):
+    assert error_of(TabApi(client, admin.session_token).renew()) == (401, "BITRIX_AUTH_REQUIRED")
+
+
+def test_a_session_that_just_expired_is_renewed_but_not_one_long_gone(fake, client, app, bitrix, demo_portal):
+    session = TabSession(demo_portal.member_id, demo_portal.admin.id, True, True,
+                         generation=current_generation(bitrix, demo_portal.member_id))
+    now = time.time()
+    for issued, status in ((now - 600 - 60, 200), (now - 600 - RENEWAL_GRACE - 60, 401)):
+        token = tokens_like_the_apps(app, clock=lambda issued=issued: issued).issue(session)
+        tab = TabApi(client, token, bx24_auth(fake, demo_portal))
+        assert error_of(tab.get("/connectors")) == (401, "SESSION_EXPIRED")
+        assert tab.renew().status_code == status
+        assert tab.get("/connectors").status_code == status
 
 
 def test_cookies_play_no_part(admin, client):
@@ -464,6 +597,30 @@ def test_reseed_is_for_admins_only(fake, open_tab, demo_portal, bitrix):
 def test_reseed_without_a_grant_asks_to_reopen(admin, demo_portal, bitrix):
     set_status(bitrix, demo_portal.member_id, PortalStatus.NEEDS_REAUTH)  # opened while still active
     assert error_of(admin.post("/reseed")) == (409, "REAUTH_UNAVAILABLE")
+
+
+def test_a_reseed_grant_works_once(fake, open_tab, demo_portal, bitrix):
+    set_status(bitrix, demo_portal.member_id, PortalStatus.NEEDS_REAUTH)
+    admin = open_tab(demo_portal)
+    assert admin.post("/reseed").get_json()["result"] == {"status": "active"}
+    set_status(bitrix, demo_portal.member_id, PortalStatus.NEEDS_REAUTH)
+    assert error_of(admin.post("/reseed")) == (409, "REAUTH_UNAVAILABLE")
+
+
+def test_a_reseed_grant_expires_in_minutes(fake, open_tab, demo_portal, bitrix):
+    set_status(bitrix, demo_portal.member_id, PortalStatus.NEEDS_REAUTH)
+    admin = open_tab(demo_portal)
+    with bitrix.session_factory() as db, db.begin():
+        db.query(ReseedGrantRecord).update({"expires_at": time.time() - 1})
+    assert error_of(admin.post("/reseed")) == (409, "REAUTH_UNAVAILABLE")
+    assert bitrix.portal(demo_portal.member_id).status == PortalStatus.NEEDS_REAUTH
+
+
+def test_a_renewed_session_keeps_the_grant_while_its_user_is_an_administrator(fake, open_tab, demo_portal, bitrix):
+    set_status(bitrix, demo_portal.member_id, PortalStatus.NEEDS_REAUTH)
+    admin = open_tab(demo_portal)
+    assert admin.renew().status_code == 200
+    assert admin.post("/reseed").get_json()["result"] == {"status": "active"}
 
 
 def test_reseed_on_a_working_portal_changes_nothing(fake, open_tab, demo_portal, bitrix):

@@ -174,6 +174,35 @@ def test_the_tab_works_when_bx24_js_cannot_load(browser, fake, installed_portal,
     browser.switch_to.default_content()
 
 
+def test_a_remote_logo_shows_a_placeholder_and_loads_nothing(browser, fake, installed_portal):
+    fake.seed_demo(installed_portal)
+    tracked = fake.seed_connector(installed_portal, {
+        "title": "Tracked", "logo": "https://tracker.example/pixel.png", "urlCheck": "https://c.example/check",
+        "urlTableList": "https://c.example/tables", "urlTableDescription": "https://c.example/describe",
+        "urlData": "https://c.example/data", "settings": []})
+    browser.get_log("browser")
+    browser.get(f"{installed_portal.page_url}?user={installed_portal.admin.id}&view=app")
+    enter_tab(browser)
+    logo = browser.find_element(By.CSS_SELECTOR, f'[data-connector-id="{tracked}"] .card-logo')
+    assert logo.get_attribute("src").startswith("data:image/svg+xml")
+    assert "not shown" in logo.get_attribute("title")
+    assert browser_errors(browser) == []  # no image was refused by the CSP: none was asked for
+
+
+def test_an_expired_session_is_renewed_and_the_request_sent_again(browser, fake, installed_portal, app, monkeypatch):
+    demo = fake.seed_demo(installed_portal)
+    monkeypatch.setitem(app.config, "SESSION_TOKEN_TTL", 1)
+    browser.get(f"{installed_portal.page_url}?user={installed_portal.admin.id}&view=app")
+    enter_tab(browser)
+    browser.execute_script("return new Promise(function (done) { setTimeout(done, 2500); })")  # the token expires
+    browser.find_element(By.CSS_SELECTOR, ".connector-card .card-head button").click()
+    replace_text(visible(browser, "#c-title"), "Renewed on the way")
+    browser.execute_script("return new Promise(function (done) { setTimeout(done, 2500); })")
+    save_and_wait(browser, "#connector-form")
+    assert installed_portal.connectors[demo["connector_id"]]["title"] == "Renewed on the way"
+    browser.switch_to.default_content()
+
+
 # --- databases served through the connector gateway ---------------------------------------------
 
 def enter_databases(driver) -> None:

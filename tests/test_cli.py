@@ -235,6 +235,35 @@ def test_unknown_portal_is_a_clear_error(runner, app):
     assert "not installed the app" in result.output
 
 
+@pytest.fixture
+def two_portals_one_domain(fake, installed_portal):
+    """alpha was renamed (the app has not noticed yet) and another portal took its old name."""
+    fake.rename_portal(installed_portal, "alpha-renamed.bitrix24.test")
+    taker = fake.add_portal(domain="alpha.bitrix24.test")
+    assert fake.install(taker).status_code == 200
+    fake.finish_install(taker)
+    return installed_portal, taker
+
+
+def test_an_ambiguous_domain_is_refused_naming_the_member_ids(runner, fake, two_portals_one_domain):
+    renamed, taker = two_portals_one_domain
+    fake.clear_log()
+
+    result = invoke(runner, "connectors", "list", "--portal", "alpha.bitrix24.test")
+
+    assert result.exit_code == 1
+    assert "alpha.bitrix24.test" in result.output and "member id" in result.output
+    assert renamed.member_id in result.output and taker.member_id in result.output
+    assert fake.requests_log == []  # neither portal was asked
+
+
+def test_a_member_id_still_names_one_portal_when_domains_collide(runner, two_portals_one_domain):
+    _renamed, taker = two_portals_one_domain
+    result = invoke(runner, "connectors", "list", "--portal", taker.member_id, "--json")
+    assert result.exit_code == 0, result.output
+    assert isinstance(json.loads(result.output), list)
+
+
 # --- sources -------------------------------------------------------------------------------------
 
 def test_sources_list_and_get_never_print_setting_values(runner, demo):
@@ -334,3 +363,14 @@ def test_portal_date_format_is_validated_and_used(runner, installed_portal, app)
     with app.extensions["bitrix"].session_factory() as session:
         assert session.scalar(select(Portal.date_format)) == "MM/DD/YYYY H:MI:SS TT"
     assert "guessed" in invoke(runner, "portals", "date-format", portal, "--auto").output
+
+
+def test_show_and_date_format_refuse_an_ambiguous_domain(runner, fake, installed_portal, app):
+    from bitrix_app.models import Portal as PortalRow
+
+    with app.extensions["bitrix"].session_factory() as session, session.begin():
+        session.add(PortalRow(member_id="other-member", domain=installed_portal.domain, client_endpoint="https://x/rest/",
+                              server_endpoint="https://oauth.test/rest/", editor_user_ids=[]))
+    for args in (("portals", "show", installed_portal.domain), ("portals", "date-format", installed_portal.domain)):
+        result = invoke(runner, *args)
+        assert result.exit_code == 1 and "other-member" in result.output, result.output

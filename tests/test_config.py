@@ -148,6 +148,19 @@ def test_production_accepts_sound_settings(overrides):
     ProductionConfig.validate(production_config(**overrides))
 
 
+def test_secret_key_may_list_several_keys_the_first_signs():
+    from bitrix_app.config import secret_keys
+
+    assert secret_keys({"SECRET_KEY": " new-key-first , old-key-second ,"}) == ["new-key-first", "old-key-second"]
+    assert secret_keys({"SECRET_KEY": None}) == []
+
+
+def test_session_tokens_live_minutes_by_default():
+    from bitrix_app.config import Config
+
+    assert Config.SESSION_TOKEN_TTL == 600  # the page renews it; 60..3600 allowed
+
+
 def test_every_problem_gets_its_own_line():
     message = refusal(SECRET_KEY="a", APP_PUBLIC_URL="http://bi.example.com", SESSION_TOKEN_TTL=10**9,
                       SQLALCHEMY_DATABASE_URI="sqlite:///x.db")

@@ -7,9 +7,10 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from bitrix_app.models import Portal, PortalStatus
+from bitrix_app.models import Portal, PortalStatus, ReseedGrantRecord
 from bitrix_app.sandbox.fake.lifecycle import frame_request
 from bitrix_app.services.ratelimit import Rate
+from bitrix_app.services.tab import authenticate_opening
 
 
 def session_token_in(page: str) -> str:
@@ -118,12 +119,67 @@ def test_framing_is_allowed_only_for_the_stored_portal(client, frame, installed_
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def frame_ancestors_of(response) -> list[str]:
+    policy = response.headers["Content-Security-Policy"]
+    return next(part for part in policy.split("; ") if part.startswith("frame-ancestors")).split()[1:]
+
+
+def test_a_renamed_portal_is_framed_by_its_new_address(fake, installed_portal, bitrix):
+    fake.rename_portal(installed_portal, "renamed.bitrix24.test")
+
+    response = fake.open_app(installed_portal)
+
+    assert response.status_code == 200, response.text
+    assert frame_ancestors_of(response) == ["https://renamed.bitrix24.test", _origin(installed_portal.client_endpoint)]
+    with bitrix.session_factory() as session:
+        stored = session.query(Portal).filter_by(member_id=installed_portal.member_id).one()
+    assert (stored.domain, stored.client_endpoint) == ("renamed.bitrix24.test", installed_portal.client_endpoint)
+
+
+def test_a_new_domain_in_the_iframe_post_is_checked_with_the_oauth_server(fake, installed_portal, bitrix):
+    """The old name now belongs to another portal, so it does not redirect: only the posted DOMAIN
+    tells that something changed, and only the authorization server says what."""
+    fake.rename_portal(installed_portal, "renamed.bitrix24.test")
+    fake.add_portal(domain="alpha.bitrix24.test")  # takes the old name
+    query, form = frame_request(fake, installed_portal, installed_portal.admin)
+
+    user = authenticate_opening(bitrix, form, "en", "127.0.0.1", query)
+
+    assert (user.portal_domain, user.client_endpoint) == ("renamed.bitrix24.test", installed_portal.client_endpoint)
+    assert user.is_admin and user.user_id == installed_portal.admin.id
+
+
+def test_a_forged_domain_in_the_iframe_post_changes_nothing(fake, installed_portal, bitrix):
+    query, form = frame_request(fake, installed_portal, installed_portal.admin)
+    query["DOMAIN"] = "evil.example"
+
+    user = authenticate_opening(bitrix, form, "en", "127.0.0.1", query)
+
+    assert user.portal_domain == installed_portal.domain
+    with bitrix.session_factory() as session:
+        stored = session.query(Portal).filter_by(member_id=installed_portal.member_id).one()
+    assert stored.domain == installed_portal.domain
+
+
 def test_scripts_only_from_the_app_and_the_bx24_library(client, frame, app):
     query, form = frame
     policy = post_app(client, query, form).headers["Content-Security-Policy"]
     script_src = next(part for part in policy.split("; ") if part.startswith("script-src"))
-    assert script_src == f"script-src 'self' {_origin(app.config['BITRIX_JS_SDK_URL'])}"
+    assert script_src == f"script-src 'self' {app.config['BITRIX_JS_SDK_URL']}"  # the library's own URL
     assert "unsafe-inline" not in policy and "object-src 'none'" in policy
+
+
+def test_images_only_from_the_app_and_data_uris(client, frame):
+    query, form = frame
+    policy = post_app(client, query, form).headers["Content-Security-Policy"]
+    assert "img-src 'self' data:" in policy.split("; ")
+    assert not {"http:", "https:", "*"} & set(policy.replace(";", " ").split())
+
+
+def test_the_page_knows_how_long_its_session_lasts(client, frame, app):
+    query, form = frame
+    page = post_app(client, query, form).text
+    assert f'"sessionTtl": {app.config["SESSION_TOKEN_TTL"]}' in page
 
 
 def test_the_page_loads_bx24_from_the_configured_url(client, frame, app):
@@ -134,26 +190,29 @@ def test_the_page_loads_bx24_from_the_configured_url(client, frame, app):
 
 # --- refusals --------------------------------------------------------------------------------
 
-def test_unknown_portal_gets_a_clear_404_page(client, frame):
+def assert_not_authorized(response) -> None:
+    """Unknown, uninstalled and wrong application token look the same from outside (issue 15)."""
+    assert response.status_code == 401
+    assert "APP_NOT_AUTHORIZED" in response.text and "has to be opened from Bitrix24" in response.text
+    assert "Traceback" not in response.text
+
+
+def test_unknown_portal_is_not_authorized(client, frame):
     query, form = frame
     form["member_id"] = "no-such-member"
-    response = post_app(client, query, form)
-    assert response.status_code == 404
-    assert "has not installed the application" in response.text and "UNKNOWN_PORTAL" in response.text
-    assert "Traceback" not in response.text
+    assert_not_authorized(post_app(client, query, form))
 
 
 def test_member_id_is_not_matched_by_domain(client, frame, installed_portal):
     query, form = frame
     form["member_id"] = installed_portal.domain
-    assert post_app(client, query, form).status_code == 404
+    assert_not_authorized(post_app(client, query, form))
 
 
 def test_uninstalled_portal_is_refused(client, frame, bitrix, installed_portal):
     set_status(bitrix, installed_portal.member_id, PortalStatus.UNINSTALLED)
     query, form = frame
-    response = post_app(client, query, form)
-    assert response.status_code == 403 and "APP_NOT_INSTALLED" in response.text
+    assert_not_authorized(post_app(client, query, form))
 
 
 @pytest.mark.parametrize("token", ["wrong", "", None])
@@ -163,8 +222,7 @@ def test_application_token_must_match(client, frame, token):
         del form["APPLICATION_TOKEN"]
     else:
         form["APPLICATION_TOKEN"] = token
-    response = post_app(client, query, form)
-    assert response.status_code == 401 and "INVALID_APPLICATION_TOKEN" in response.text
+    assert_not_authorized(post_app(client, query, form))
 
 
 def test_the_users_token_must_be_accepted_by_the_portal(client, frame):
@@ -203,19 +261,23 @@ def test_refusals_are_in_russian_for_russian_portals(client, frame):
     query, form = frame
     query["LANG"] = "ru"
     form["APPLICATION_TOKEN"] = "wrong"
-    assert "Этот запрос пришёл не с портала" in post_app(client, query, form).text
+    assert "Эту страницу нужно открывать из Битрикс24" in post_app(client, query, form).text
 
 
 # --- needs re-authorization --------------------------------------------------------------------
 
-def test_admin_sees_the_reauth_banner_and_gets_an_encrypted_grant(client, frame, bitrix, installed_portal, read_session):
+def test_admin_sees_the_reauth_banner_and_the_grant_stays_on_the_server(client, frame, bitrix, installed_portal,
+                                                                        read_session):
     set_status(bitrix, installed_portal.member_id, PortalStatus.NEEDS_REAUTH)
     query, form = frame
     page = post_app(client, query, form).text
     assert 'id="reauth-button"' in page
     assert form["AUTH_ID"] not in page and form["REFRESH_ID"] not in page
-    session = read_session(session_token_in(page))
-    assert session.reseed_grant and form["REFRESH_ID"] not in session.reseed_grant
+    handle = read_session(session_token_in(page)).reseed_grant
+    with bitrix.session_factory() as db:
+        stored = db.get(ReseedGrantRecord, handle)
+        assert stored is not None and stored.user_id == installed_portal.admin.id
+    assert len(handle) < 64  # a random handle, not the authorization (encrypted or not)
 
 
 def test_regular_user_sees_the_banner_without_a_button_or_grant(fake, bitrix, installed_portal, read_session):
@@ -259,11 +321,14 @@ def test_frame_ancestors_never_echoes_odd_characters():
     assert frame_ancestors(_user("evil.com; script-src *", "javascript:alert(1)")) == "'none'"
 
 
-def test_script_origin_of_the_default_bx24_url():
-    from bitrix_app.placement import _script_origin
+def test_script_source_of_the_bx24_url_is_its_host_and_path():
+    from bitrix_app.placement import script_source
 
-    assert _script_origin("//api.bitrix24.com/api/v1/") == "api.bitrix24.com"
-    assert _script_origin("https://api.bitrix24.com/api/v1/") == "https://api.bitrix24.com"
+    assert script_source("//api.bitrix24.com/api/v1/") == "api.bitrix24.com/api/v1/"
+    assert script_source("https://api.bitrix24.com/api/v1/?v=2") == "https://api.bitrix24.com/api/v1/"
+    assert script_source("https://cdn.example/bx24.js") == "https://cdn.example/bx24.js"
+    assert script_source("https://cdn.example/a;script-src *") == ""
+    assert script_source("https://evil.example *") == ""
 
 
 # --- admission control: openings are unverified until Bitrix24 accepts the AUTH_ID -----------

@@ -1,6 +1,7 @@
 """Plans: loading, diff, apply in batches of 50, partial failure, idempotence, secrets, time limits."""
 import json
 import socket
+import sqlite3
 import textwrap
 
 import pytest
@@ -141,7 +142,21 @@ def test_plan_in_json_format_with_explicit_portals(runner, fake, demo, tmp_path)
     assert demo["portal"].sources[demo["source_ids"][1]]["title"] == "Reserve warehouse"
 
 
-def test_120_updates_go_out_in_3_batches(runner, fake, installed_portal, tmp_path):
+def batch_sizes(fake, portal) -> list[int]:
+    """Commands per batch request, in order (a batch's commands are logged before the batch)."""
+    sizes, commands = [], 0
+    for entry in fake.requests_log:
+        if entry["member_id"] != portal.member_id:
+            continue
+        if entry["in_batch"]:
+            commands += 1
+        elif entry["method"] == "batch":
+            sizes, commands = sizes + [commands], 0
+    return sizes
+
+
+def test_120_updates_of_a_fast_foreign_connector_go_out_in_full_batches_after_a_probe(
+        runner, fake, installed_portal, tmp_path):
     connector_id = fake.seed_demo(installed_portal)["connector_id"]
     ids = [fake.seed_source(installed_portal, {"title": f"Shop {n}", "connectorId": connector_id,
                                                "settings": {"host": "old.example.com"}}) for n in range(120)]
@@ -151,7 +166,8 @@ def test_120_updates_go_out_in_3_batches(runner, fake, installed_portal, tmp_pat
     result = apply(runner, write_plan(tmp_path, json.dumps(plan), "plan.json"))
 
     assert result.exit_code == 0, result.output
-    assert fake.count_requests(installed_portal, "batch") == 3  # 50 + 50 + 20
+    # Its urlCheck time is unknown at first: 5, then as many as its measured time allows (at most 50).
+    assert batch_sizes(fake, installed_portal) == [5, 50, 50, 15]
     stored = [{row["code"]: row["value"] for row in installed_portal.sources[i]["settings"]}["host"] for i in ids]
     assert stored == [f"db{n}.example.com" for n in range(120)]
 
@@ -303,6 +319,114 @@ def test_time_limited_commands_inside_a_batch_are_sent_again(fake, demo, bitrix)
     assert report.status == "changed", report.reason
     assert sleep.waits and fake.count_requests(portal, "batch") == 2
     assert all(portal.sources[i]["description"] == "y" for i in demo["source_ids"])
+
+
+# --- source updates and the 60 s cloud request limit (issue 20) -----------------------------------
+
+def description_updates(source_ids, text="Checked") -> dict:
+    return {"sources": [{"match": {"id": source_id}, "fields": {"description": text}} for source_id in source_ids]}
+
+
+def demo_sources(fake, portal, count: int) -> list[int]:
+    connector_id = fake.seed_demo(portal)["connector_id"]
+    return [fake.seed_source(portal, {"title": f"Shop {n}", "connectorId": connector_id,
+                                      "settings": {"host": "db.example.com"}}) for n in range(count)]
+
+
+def source_updates_sent(fake, portal) -> list[str]:
+    return [entry["method"] for entry in fake.requests_log
+            if entry["member_id"] == portal.member_id and entry["method"] == "biconnector.source.update"]
+
+
+@pytest.fixture
+def cloud_time_limit(fake):
+    fake.config.rest_time_limit = 60.0  # a REST request that takes longer gets the front end's 504
+    return fake
+
+
+def test_a_slow_foreign_connector_gets_batches_that_fit_the_time_limit(cloud_time_limit, installed_portal, bitrix):
+    fake = cloud_time_limit
+    fake.config.url_check_delay = 8.0  # seconds each urlCheck takes (on the fake's clock)
+    ids = demo_sources(fake, installed_portal, 20)
+
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(description_updates(ids), {})).run([installed_portal.member_id])
+
+    assert report.status == "changed", report.reason
+    assert batch_sizes(fake, installed_portal) == [5, 3, 3, 3, 3, 3]  # 30 s planned per batch: 5 guessed, then 8 s each
+    assert [entry for entry in fake.requests_log if entry["status"] == 504] == []
+    assert all(installed_portal.sources[i]["description"] == "Checked" for i in ids)
+
+
+def test_a_batch_cut_off_by_the_time_limit_is_re_read_and_only_the_rest_sent_again(
+        cloud_time_limit, installed_portal, bitrix):
+    fake = cloud_time_limit
+    fake.config.url_check_delay = 20.0  # three commands fill the 60 s; the fourth never runs
+    ids = demo_sources(fake, installed_portal, 5)
+
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(description_updates(ids), {})).run([installed_portal.member_id])
+
+    assert report.status == "changed", report.reason
+    assert all(update.applied and update.error is None for update in report.updates)
+    assert all(installed_portal.sources[i]["description"] == "Checked" for i in ids)
+    assert len(source_updates_sent(fake, installed_portal)) == 5  # 3 landed in the cut batch; none was sent twice
+    assert batch_sizes(fake, installed_portal) == [3, 1, 1]  # the cut batch ran 3; then 20 s each: one per batch
+
+
+@pytest.fixture
+def error_pages_after_the_reads(monkeypatch):
+    """Once a plan has read the portal, its next `count` requests get an HTML 500 page."""
+    def arrange(portal, count: int) -> None:
+        read_and_compare = PlanRunner._read_and_compare
+
+        def read_then_fail(self, client):
+            changes = read_and_compare(self, client)
+            portal.html_5xx = count
+            return changes
+
+        monkeypatch.setattr(PlanRunner, "_read_and_compare", read_then_fail)
+    return arrange
+
+
+def test_a_write_batch_answered_with_an_error_page_is_re_read_before_anything_is_resent(
+        fake, demo, bitrix, error_pages_after_the_reads):
+    portal, ids = demo["portal"], demo["source_ids"]
+    error_pages_after_the_reads(portal, 1)
+
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(description_updates(ids), {})).run([portal.member_id])
+
+    assert report.status == "changed", report.reason
+    assert all(portal.sources[i]["description"] == "Checked" for i in ids)
+    assert len(source_updates_sent(fake, portal)) == 2  # the error page ran nothing; the re-read said so
+
+
+def test_an_unknown_outcome_is_reported_as_such_when_the_re_read_fails(fake, demo, bitrix, error_pages_after_the_reads):
+    portal, ids = demo["portal"], demo["source_ids"]
+    error_pages_after_the_reads(portal, 10)  # the batch and the re-read
+
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(description_updates(ids), {})).run([portal.member_id])
+
+    assert report.status == "failed"
+    assert len(report.updates) == 2 and not any(update.applied for update in report.updates)
+    assert all("may or may not have been saved" in update.error for update in report.updates)
+    assert source_updates_sent(fake, portal) == []
+
+
+def test_gateway_sources_go_out_in_full_batches(fake, installed_portal, open_tab, gateway_sqlite_dir, bitrix):
+    with sqlite3.connect(gateway_sqlite_dir / "chunks.db") as database:
+        database.execute("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY)")
+    added = open_tab(installed_portal).post("/databases", json={"title": "Chunks", "kind": "sqlite",
+                                                                "database": "chunks.db"})
+    assert added.status_code == 201, added.get_json()
+    source = installed_portal.sources[added.get_json()["result"]["sourceId"]]
+    settings = {row["code"]: row["value"] for row in source["settings"]}  # its key and secret pass our check
+    copies = [{"title": f"Copy {n}", "connectorId": source["connectorId"], "settings": settings} for n in range(59)]
+    ids = [source["id"]] + [fake.seed_source(installed_portal, copy) for copy in copies]
+    fake.clear_log()
+
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(description_updates(ids), {})).run([installed_portal.member_id])
+
+    assert report.status == "changed", report.reason
+    assert batch_sizes(fake, installed_portal) == [50, 10]  # our own urlCheck is known to be fast
 
 
 # --- only PLAN_ variables may be substituted (issue 10) ---------------------------------------------

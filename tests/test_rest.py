@@ -1,5 +1,10 @@
-"""The REST client against the fake portal: envelopes, nested errors, retries, batch, paging."""
+"""The REST client against the fake portal: envelopes, nested errors, retries, batch, paging, renames."""
+import socket
+
 import pytest
+from sqlalchemy import select
+
+from bitrix_app.models import Portal, PortalHistory
 
 from bitrix_app.services.errors import BitrixError
 from bitrix_app.services.ratelimit import RateLimited
@@ -166,14 +171,86 @@ def test_list_all_stops_when_the_server_ignores_page():
     assert http.calls == 2
 
 
-def test_redirect_to_plain_http_is_not_followed(fake, installed_portal, client):
-    old_domain = installed_portal.domain
+# --- a renamed portal (issue 6) -------------------------------------------------------------------
+
+def stored_portal(bitrix, member_id) -> Portal:
+    with bitrix.session_factory() as session:
+        return session.scalars(select(Portal).where(Portal.member_id == member_id)).one()
+
+
+def address_history(bitrix, member_id) -> list[str]:
+    with bitrix.session_factory() as session:
+        return list(session.scalars(select(PortalHistory.detail).where(
+            PortalHistory.member_id == member_id, PortalHistory.kind == "address")))
+
+
+class ConnectionCounter:
+    """A listening socket that only counts connections: where a token must never be sent."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.socket.settimeout(0.2)
+        self.url = f"https://127.0.0.1:{self.socket.getsockname()[1]}"
+
+    def connections(self) -> int:
+        count = 0
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return count
+            connection.close()
+            count += 1
+
+
+def test_a_renamed_portal_is_followed_once_and_its_new_address_stored(fake, installed_portal, bitrix, client):
+    member_id = installed_portal.member_id
     fake.rename_portal(installed_portal, "renamed.bitrix24.test")
-    assert client.endpoint.endswith(f"/{old_domain}/rest/")
+
+    assert client.call("user.admin") is True
+
+    stored = stored_portal(bitrix, member_id)
+    assert (stored.domain, stored.client_endpoint) == ("renamed.bitrix24.test", installed_portal.client_endpoint)
+    assert address_history(bitrix, member_id) == ["alpha.bitrix24.test -> renamed.bitrix24.test"]
+    sent = client.requests_sent
+    assert client.call("user.admin") is True
+    assert client.requests_sent - sent == 1  # no redirect any more: one slot per call
+    fresh = bitrix.client(member_id)
+    assert fresh.endpoint == installed_portal.client_endpoint
+    assert fresh.call("user.admin") is True and fresh.requests_sent == 1
+
+
+def test_a_redirect_the_oauth_server_does_not_confirm_is_not_followed(fake, installed_portal, bitrix, client):
+    elsewhere = ConnectionCounter()
+    fake.redirect_rest(installed_portal.domain, f"{elsewhere.url}/portal/rest/")
+
+    with pytest.raises(BitrixError) as excinfo:
+        client.call("user.admin")
+
+    assert excinfo.value.code == "PORTAL_MOVED"
+    assert "127.0.0.1" in excinfo.value.description and "not sent" in excinfo.value.description
+    assert elsewhere.connections() == 0  # the token never went there
+    stored = stored_portal(bitrix, installed_portal.member_id)
+    assert stored.domain == installed_portal.domain and address_history(bitrix, installed_portal.member_id) == []
+
+
+def test_a_user_token_is_not_sent_after_a_redirect(fake, installed_portal, bitrix):
+    user_token = fake.issue_tokens(installed_portal, installed_portal.admin)["access_token"]
+    client = bitrix.user_client(installed_portal.client_endpoint, user_token)
+    fake.rename_portal(installed_portal, "renamed.bitrix24.test")
     with pytest.raises(BitrixError) as excinfo:
         client.call("user.admin")
     assert excinfo.value.code == "PORTAL_MOVED"
-    assert "renamed.bitrix24.test" in excinfo.value.description
+    assert client.requests_sent == 1
+
+
+def test_a_redirect_the_portal_keeps_answering_is_followed_only_once(fake, installed_portal, bitrix, client):
+    fake.rename_portal(installed_portal, "renamed.bitrix24.test")
+    fake.redirect_rest("renamed.bitrix24.test", installed_portal.client_endpoint)  # a loop onto itself
+    with pytest.raises(BitrixError) as excinfo:
+        client.call("user.admin")
+    assert excinfo.value.code == "PORTAL_MOVED"
+    assert client.requests_sent == 2
 
 
 # --- admission control (services/ratelimit.py) ---------------------------------------------------

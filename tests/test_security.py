@@ -128,6 +128,34 @@ def test_opening_the_tab_with_a_nul_in_member_id_is_a_400(fake, installed_portal
     assert_invalid_characters(response, "member_id", as_json=False)
 
 
+# --- /app tells an outsider nothing about a member_id (issue 15) ----------------------------------
+
+def test_unknown_uninstalled_and_wrong_token_openings_get_the_same_answer(fake, installed_portal, bitrix, app,
+                                                                          caplog):
+    from bitrix_app.models import Portal, PortalStatus
+    from bitrix_app.sandbox.fake.lifecycle import frame_request
+
+    other = fake.add_portal(domain="beta.bitrix24.test")
+    assert fake.install(other).status_code == 200
+    with bitrix.session_factory() as session, session.begin():
+        session.scalars(select(Portal).where(Portal.member_id == other.member_id)).one().status = \
+            PortalStatus.UNINSTALLED
+
+    def opening(portal, **changes):
+        query, form = frame_request(fake, portal, portal.admin)
+        return requests.post(f"{app.live_url}/app", params=query, data={**form, **changes}, timeout=10)
+
+    caplog.set_level(logging.INFO, logger="bitrix_app")
+    answers = [opening(installed_portal, member_id="no-such-member"), opening(other),
+               opening(installed_portal, APPLICATION_TOKEN="wrong")]
+
+    assert {(answer.status_code, answer.text) for answer in answers} == {(401, answers[0].text)}
+    assert "APP_NOT_AUTHORIZED" in answers[0].text
+    for reason in ("unknown member_id", "uninstalled", "application token does not match"):
+        assert reason in caplog.text  # the server log keeps the cases apart
+    assert installed_portal.application_token not in caplog.text
+
+
 @pytest.fixture
 def tab_admin(open_tab, demo_portal):
     return open_tab(demo_portal)

@@ -1,12 +1,16 @@
-"""Signed, short-lived session tokens for the tab's API, and the encrypted re-seed grant."""
+"""Signed, short-lived session tokens for the tab's API, and the server-side re-seed grants."""
 from __future__ import annotations
+
+import base64
+import json
 
 import pytest
 
-from bitrix_app.services.crypto import TokenCipher
-from bitrix_app.services.session_tokens import SessionTokenError, SessionTokens, TabSession
+from bitrix_app.services.session_tokens import (
+    GRANT_SECONDS, RENEWAL_GRACE, ReseedGrant, ReseedGrants, SessionTokenError, SessionTokens, TabSession,
+)
 
-KEY = TokenCipher.generate_key()
+AUDIENCE = "app.test.client"
 
 
 class Clock:
@@ -17,16 +21,32 @@ class Clock:
         return self.now
 
 
-def make(secret: str = "secret-one", ttl: int = 3600, clock=None) -> SessionTokens:
-    return SessionTokens(secret, ttl, TokenCipher([KEY]), **({"clock": clock} if clock else {}))
+def make(keys=("secret-one",), ttl: int = 600, clock=None, audience: str = AUDIENCE) -> SessionTokens:
+    return SessionTokens(list(keys), ttl, audience, **({"clock": clock} if clock else {}))
 
 
-SESSION = TabSession(member_id="m-1", user_id=7, is_admin=False, can_edit=True, lang="ru")
+SESSION = TabSession(member_id="m-1", user_id=7, is_admin=False, can_edit=True, lang="ru", generation=3)
+
+
+def payload_of(token: str) -> dict:
+    data = token.split(".", 1)[0]
+    return json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
 
 
 def test_round_trip():
     tokens = make()
     assert tokens.read(tokens.issue(SESSION)) == SESSION
+
+
+def test_the_audience_portal_and_install_generation_are_signed_claims():
+    assert {key: payload_of(make().issue(SESSION))[key] for key in ("aud", "m", "n")} == {
+        "aud": AUDIENCE, "m": "m-1", "n": 3}
+
+
+def test_a_token_for_another_audience_is_refused():
+    with pytest.raises(SessionTokenError) as caught:
+        make().read(make(audience="another.app").issue(SESSION))
+    assert caught.value.code == "SESSION_INVALID"
 
 
 def test_expired_tokens_are_refused():
@@ -38,6 +58,18 @@ def test_expired_tokens_are_refused():
     clock.now += 2
     with pytest.raises(SessionTokenError) as caught:
         tokens.read(token)
+    assert caught.value.code == "SESSION_EXPIRED"
+
+
+def test_an_expired_token_can_still_be_renewed_for_a_while():
+    clock = Clock()
+    tokens = make(ttl=60, clock=clock)
+    token = tokens.issue(SESSION)
+    clock.now += 60 + RENEWAL_GRACE - 1
+    assert tokens.read(token, renewing=True) == SESSION
+    clock.now += 2
+    with pytest.raises(SessionTokenError) as caught:
+        tokens.read(token, renewing=True)
     assert caught.value.code == "SESSION_EXPIRED"
 
 
@@ -57,38 +89,87 @@ def test_tampered_tokens_are_refused(mangle):
 
 def test_a_token_signed_with_another_secret_is_refused():
     with pytest.raises(SessionTokenError):
-        make("secret-two").read(make("secret-one").issue(SESSION))
+        make(["secret-two"]).read(make(["secret-one"]).issue(SESSION))
+
+
+def test_the_first_key_signs_and_every_key_verifies():
+    old, new = "old-secret-key", "new-secret-key"
+    before_rotation = make([old]).issue(SESSION)
+    rotating = make([new, old])
+    assert rotating.read(before_rotation) == SESSION
+    after_rotation = rotating.issue(SESSION)
+    assert make([new]).read(after_rotation) == SESSION
+    with pytest.raises(SessionTokenError):
+        make([old]).read(after_rotation)
 
 
 def test_escalating_privileges_in_the_payload_breaks_the_signature():
-    import base64
-    import json
-
     token = make().issue(SESSION)
-    payload, rest = token.split(".", 1)
-    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    data, rest = payload_of(token), token.split(".", 1)[1]
     data["a"] = True
     forged = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=") + "." + rest
     with pytest.raises(SessionTokenError):
         make().read(forged)
 
 
-def test_the_reseed_grant_is_encrypted_not_just_signed():
-    tokens = make()
-    grant = tokens.seal_grant("ACCESS-TOKEN-VALUE", "REFRESH-TOKEN-VALUE", 3600)
-    token = tokens.issue(TabSession("m-1", 1, True, True, "en", grant))
-    assert "ACCESS-TOKEN-VALUE" not in token and "REFRESH-TOKEN-VALUE" not in token
-    opened = tokens.open_grant(tokens.read(token).reseed_grant)
-    assert (opened.access_token, opened.refresh_token, opened.expires_in) == ("ACCESS-TOKEN-VALUE", "REFRESH-TOKEN-VALUE", 3600)
-    assert "ACCESS" not in repr(opened)
-
-
-def test_a_grant_sealed_with_other_keys_cannot_be_opened():
-    sealed = SessionTokens("s", 60, TokenCipher([TokenCipher.generate_key()])).seal_grant("a", "r", 1)
-    with pytest.raises(SessionTokenError):
-        make().open_grant(sealed)
-
-
-def test_a_secret_key_is_required():
+@pytest.mark.parametrize("keys", [[], [""]])
+def test_a_secret_key_is_required(keys):
     with pytest.raises(ValueError):
-        SessionTokens("", 60, TokenCipher([KEY]))
+        SessionTokens(keys, 60, AUDIENCE)
+
+
+# --- re-seed grants: server-side, short-lived, single use ----------------------------------------
+
+GRANT = ReseedGrant("ACCESS-TOKEN-VALUE", "REFRESH-TOKEN-VALUE", 3600)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def grants(bitrix, clock):
+    return ReseedGrants(bitrix.session_factory, bitrix.tokens.cipher, clock)
+
+
+def test_a_grant_is_used_once_and_the_browser_sees_only_a_handle(grants, installed_portal):
+    handle = grants.keep(installed_portal.member_id, 1, GRANT)
+    assert "ACCESS" not in handle and "REFRESH" not in handle
+    assert grants.take(handle, installed_portal.member_id, 1) == GRANT
+    assert grants.take(handle, installed_portal.member_id, 1) is None
+    assert "ACCESS" not in repr(GRANT)
+
+
+def test_a_grant_is_encrypted_at_rest(grants, installed_portal, bitrix):
+    from bitrix_app.models import ReseedGrantRecord
+
+    grants.keep(installed_portal.member_id, 1, GRANT)
+    with bitrix.session_factory() as db:
+        stored = db.query(ReseedGrantRecord).one().authorization_encrypted
+    assert "ACCESS-TOKEN-VALUE" not in stored and "REFRESH-TOKEN-VALUE" not in stored
+
+
+def test_a_grant_expires_in_minutes(grants, clock, installed_portal):
+    handle = grants.keep(installed_portal.member_id, 1, GRANT)
+    clock.now += GRANT_SECONDS
+    assert grants.take(handle, installed_portal.member_id, 1) is None
+
+
+def test_a_grant_belongs_to_its_user_and_portal(grants, installed_portal, fake):
+    other = fake.add_portal(domain="beta.bitrix24.test")
+    fake.install(other)
+    handle = grants.keep(installed_portal.member_id, 1, GRANT)
+    assert grants.take(handle, installed_portal.member_id, 2) is None
+    assert grants.take(handle, other.member_id, 1) is None
+    assert grants.take(handle, installed_portal.member_id, 1) == GRANT
+
+
+def test_expired_grants_are_purged_when_a_new_one_is_kept(grants, clock, installed_portal, bitrix):
+    from bitrix_app.models import ReseedGrantRecord
+
+    grants.keep(installed_portal.member_id, 1, GRANT)
+    clock.now += GRANT_SECONDS
+    grants.keep(installed_portal.member_id, 1, GRANT)
+    with bitrix.session_factory() as db:
+        assert db.query(ReseedGrantRecord).count() == 1

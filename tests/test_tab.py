@@ -217,7 +217,7 @@ def test_reader_cannot_change_anything(bitrix, fake, installed_portal):
     reader = TabService(bitrix, TabSession(installed_portal.member_id, 2, is_admin=False, can_edit=True))
     # can_edit in the token is not enough: the database decides on every change.
     for change in (lambda: reader.update_connector("1", {"title": "x"}), lambda: reader.update_source("1", {"title": "x"}),
-                   lambda: reader.set_editors([2]), lambda: reader.editors(), lambda: reader.reseed(None)):
+                   lambda: reader.set_editors([2]), lambda: reader.editors(), lambda: reader.reseed()):
         with pytest.raises(Rejected) as caught:
             change()
         assert caught.value.status == 403

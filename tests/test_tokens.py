@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 
 from bitrix_app.models import Portal, PortalHistory, PortalStatus, PortalToken
 from bitrix_app.services.errors import OAuthError, PortalUnavailable
+from bitrix_app.services.tokens import AmbiguousPortal, find_portal
 
 
 def history(bitrix, member_id):
@@ -120,3 +121,33 @@ def test_stored_expiry_in_the_past_refreshes_before_calling(fake, installed_port
 
     assert bitrix.client(installed_portal.member_id).call("user.admin") is True
     assert fake.refresh_count(installed_portal) == 1
+
+
+# --- looking a portal up by domain (issue 7) ---------------------------------------------------------
+
+def add_portal_row(bitrix, member_id: str, domain: str) -> None:
+    with bitrix.session_factory() as session, session.begin():
+        session.add(Portal(member_id=member_id, domain=domain, client_endpoint=f"https://{domain}/rest/",
+                           server_endpoint="https://oauth.example/rest/", editor_user_ids=[]))
+
+
+def test_a_domain_two_portals_share_is_refused_naming_both(bitrix):
+    add_portal_row(bitrix, "member-b", "shared.bitrix24.test")
+    add_portal_row(bitrix, "member-a", "shared.bitrix24.test")
+
+    with bitrix.session_factory() as session:
+        with pytest.raises(AmbiguousPortal) as excinfo:
+            find_portal(session, "shared.bitrix24.test")
+        assert find_portal(session, "member-b").member_id == "member-b"
+
+    assert excinfo.value.code == "PORTAL_AMBIGUOUS" and excinfo.value.member_ids == ("member-a", "member-b")
+    assert "member-a, member-b" in excinfo.value.description
+    with pytest.raises(PortalUnavailable, match="member-a, member-b"):
+        bitrix.portal("shared.bitrix24.test")
+
+
+def test_a_domain_of_one_portal_still_finds_it(bitrix):
+    add_portal_row(bitrix, "member-a", "one.bitrix24.test")
+    with bitrix.session_factory() as session:
+        assert find_portal(session, "one.bitrix24.test").member_id == "member-a"
+        assert find_portal(session, "two.bitrix24.test") is None

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 
 from ..gateway.connectors import sync_connectors
 from ..gateway.dates import validate_portal_format
-from ..services.tokens import find_portal
+from ..services.tokens import AmbiguousPortal, find_portal
 from ..services.automation import (
     DEFAULT_REFRESH_AGE_DAYS,
     DEFAULT_WORKERS,
@@ -50,7 +50,10 @@ def list_portals(as_json: bool):
 def show_portal(portal: str, as_json: bool):
     """One portal (member id or domain) and its latest lifecycle history."""
     session_factory = bitrix().session_factory
-    summary = portal_summary(session_factory, portal)
+    try:
+        summary = portal_summary(session_factory, portal)
+    except AmbiguousPortal as exc:
+        fail(exc.description, as_json=as_json, code=exc.code)
     if summary is None:
         fail(f"No portal with member id or domain {portal!r}.", as_json=as_json, code="PORTAL_NOT_FOUND")
     history = portal_history(session_factory, summary.member_id)
@@ -164,7 +167,10 @@ def date_format_command(portal: str, date_format: str | None, auto: bool):
     set it here when the portal's format is not DD.MM.YYYY or MM/DD/YYYY with a 24-hour clock.
     """
     with bitrix().session_factory() as session, session.begin():
-        found = find_portal(session, portal)
+        try:
+            found = find_portal(session, portal)
+        except AmbiguousPortal as exc:
+            fail(exc.description, code=exc.code)
         if found is None:
             fail(f"No portal with member id or domain {portal!r}.", code="PORTAL_NOT_FOUND")
         if auto or date_format:

@@ -7,6 +7,9 @@ for a rate-limit slot; `for_jobs()` gives the CLI, plans and scripts the longer 
 from __future__ import annotations
 
 import copy
+import hmac
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import sessionmaker
 
@@ -14,12 +17,12 @@ from ..logging_setup import install_log_redaction
 from ..models import Portal
 from .biconnector import Biconnector
 from .crypto import TokenCipher
-from .errors import PORTAL_NOT_FOUND, PortalUnavailable
-from .oauth import OAuthClient
+from .errors import PORTAL_NOT_FOUND, BitrixError, OAuthError, PortalUnavailable
+from .oauth import AppInfo, OAuthClient
 from .ratelimit import RateLimiter, limiter_for
 from .rest import BitrixClient, StaticCredentials, make_http_session
 from .settings import BitrixSettings
-from .tokens import AccessToken, TokenStore, find_portal
+from .tokens import AccessToken, TokenStore, find_portal, portal_by_member_id, store_address
 from .validation import EndpointPolicy
 
 
@@ -74,10 +77,61 @@ class Bitrix:
             return portal
 
     def client(self, member_id_or_domain: str) -> BitrixClient:
-        """A REST client bound to the portal's stored token (refresh handled)."""
+        """A REST client bound to the portal's stored token (refresh and renames handled)."""
         portal = self.portal(member_id_or_domain)
         credentials = PortalCredentials(self.tokens, self.oauth, portal.member_id)
-        return self._client(portal.client_endpoint, credentials, self._paced(portal.member_id))
+        return self._client(portal.client_endpoint, credentials, self._paced(portal.member_id), portal.member_id)
+
+    # --- a portal's address (it changes when the portal is renamed) ---------------------------
+
+    def recheck_address(self, member_id: str) -> Portal:
+        """Ask the authorization server (app.info with the stored token) where the portal is now,
+        and store that. Never an address from a request or a redirect."""
+        info = self._stored_token_info(member_id)
+        problem = self._address_problem(info, member_id)
+        if problem:
+            raise BitrixError("PORTAL_MOVED", f"The portal's address was not changed: {problem}.", method="app.info")
+        return store_address(self.session_factory, member_id, info.domain, info.client_endpoint)
+
+    def _address_problem(self, info: AppInfo, member_id: str) -> str | None:
+        if not (hmac.compare_digest(info.client_id.encode(), self.settings.client_id.encode())
+                and hmac.compare_digest(info.member_id.encode(), member_id.encode())):
+            return "the authorization server answered for another application or portal"
+        if not info.domain:
+            return "the authorization server named no domain"
+        if not self.settings.is_acceptable_url(info.client_endpoint):
+            return "the REST endpoint it named is not an https URL on a public address"
+        return None
+
+    def relocated_endpoint(self, member_id: str, redirected_from: str, location: str) -> str:
+        """Where a client of the portal goes after `redirected_from` answered with a redirect to
+        `location`: the portal's endpoint, if `location` is under it and it is confirmed (stored by
+        another worker already, or by the authorization server now). Otherwise PORTAL_MOVED."""
+        with self.session_factory() as session:
+            stored = portal_by_member_id(session, member_id)
+        stored_elsewhere = stored is not None and stored.client_endpoint != redirected_from
+        if stored_elsewhere and _under(location, stored.client_endpoint):
+            return stored.client_endpoint
+        portal = self.recheck_address(member_id)
+        if not _under(location, portal.client_endpoint):
+            raise BitrixError("PORTAL_MOVED", f"The portal redirected the call to {_origin(location)}, which the "
+                              "authorization server does not confirm as its address; it was not sent there.")
+        return portal.client_endpoint
+
+    def _stored_token_info(self, member_id: str) -> AppInfo:
+        """app.info for the stored token, refreshed first when it has expired (at most once)."""
+        credentials = PortalCredentials(self.tokens, self.oauth, member_id)
+        token = credentials.current()
+        refreshed = token.is_expired(datetime.now(timezone.utc))
+        if refreshed:
+            token = credentials.refreshed(token)
+        while True:
+            try:
+                return self.oauth.app_info(token.value)
+            except OAuthError as exc:
+                if exc.code != "expired_token" or refreshed:
+                    raise _unconfirmed(exc) from None
+            token, refreshed = credentials.refreshed(token), True
 
     def for_jobs(self) -> "Bitrix":
         """This Bitrix (same pools, token store and limiter) for CLI runs, plans and jobs: its
@@ -99,7 +153,7 @@ class Bitrix:
         throttle = None
         if self.limiter is not None:
             throttle = lambda: self.limiter.acquire_unverified(member_id, client_address, self.max_wait)  # noqa: E731
-        return self._client(client_endpoint, StaticCredentials(access_token), throttle)
+        return self._client(client_endpoint, StaticCredentials(access_token), throttle, member_id)
 
     def biconnector(self, member_id_or_domain: str) -> Biconnector:
         return Biconnector(self.client(member_id_or_domain))
@@ -110,7 +164,11 @@ class Bitrix:
             return None
         return lambda: self.limiter.acquire(member_id, self.max_wait)
 
-    def _client(self, endpoint: str, credentials, throttle) -> BitrixClient:
+    def _client(self, endpoint: str, credentials, throttle, relocating_for: str | None = None) -> BitrixClient:
+        """`relocating_for`: the member id whose renames the client follows (see relocated_endpoint)."""
+        relocate = None
+        if relocating_for is not None:
+            relocate = lambda old, location: self.relocated_endpoint(relocating_for, old, location)  # noqa: E731
         return BitrixClient(
             endpoint,
             credentials,
@@ -118,5 +176,23 @@ class Bitrix:
             timeout=(self.settings.connect_timeout, self.settings.read_timeout),
             throttle=throttle,
             max_wait=self.max_wait,
+            relocate=relocate,
         )
+
+
+def _under(url: str, endpoint: str) -> bool:
+    """Whether `url` is a method URL of `endpoint` (same scheme, host, port and path prefix)."""
+    target, base = urlsplit(url), urlsplit(endpoint)
+    return ((target.scheme, target.netloc.lower()) == (base.scheme, base.netloc.lower())
+            and target.path.startswith(base.path if base.path.endswith("/") else base.path + "/"))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "an unknown address"
+
+
+def _unconfirmed(exc: OAuthError) -> BitrixError:
+    return BitrixError("PORTAL_MOVED", f"The authorization server could not confirm the portal's address "
+                       f"({exc.code}).", status=exc.status, method="app.info")
 

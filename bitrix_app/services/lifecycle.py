@@ -123,6 +123,8 @@ def store_authorization(bitrix: Bitrix, info: AppInfo, auth: Authorization, *, k
             session.add(portal)
         elif kind == "install" and portal.status != PortalStatus.UNINSTALLED:
             kind = "reinstall"
+        if kind in ("install", "reinstall"):  # tab sessions of an earlier installation end
+            portal.install_generation = (portal.install_generation or 0) + 1
         tokens = _tokens_to_store(bitrix, portal, info, auth)
         portal.domain = info.domain
         portal.client_endpoint = info.client_endpoint
@@ -233,6 +235,7 @@ def uninstall(bitrix: Bitrix, member_id: str, clean: bool) -> str:
             raise _not_confirmed("The app was authorized again while the uninstall was being checked.")
         portal.token = None
         portal.status = PortalStatus.UNINSTALLED
+        portal.install_generation += 1
         if clean:
             _purge(session, portal)
         record(session, member_id, "uninstall", "clean" if clean else "")

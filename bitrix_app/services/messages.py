@@ -110,6 +110,13 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
         "This portal has not installed the app.",
         "Это приложение не установлено на портале.",
     ),
+    "PORTAL_MOVED": (
+        "The portal answers from another address, which the Bitrix24 authorization server did not confirm, "
+        "so the app sent nothing there. Try again later; if this repeats, open the app from the portal once.",
+        "Портал отвечает с другого адреса, который сервер авторизации Битрикс24 не подтвердил, поэтому "
+        "приложение ничего туда не отправило. Повторите позже; если ошибка повторится, откройте приложение "
+        "на портале.",
+    ),
     "PAYMENT_REQUIRED": (
         "The app's subscription on this portal has to be paid before it can work again.",
         "Чтобы приложение снова заработало, нужно оплатить подписку на этом портале.",
@@ -142,6 +149,12 @@ PLAN_ACCESS_DENIED = (
     "This portal's plan does not include the REST API, which the app needs.",
     "Тариф портала не включает REST API, необходимый приложению.",
 )
+AMBIGUOUS_PORTAL = (
+    "Several portals have the domain {domain} (a portal was renamed and another took its old name): "
+    "member ids {member_ids}. Name the portal by its member id.",
+    "Домен {domain} есть у нескольких порталов (один портал переименовали, и его прежнее имя занял другой): "
+    "member id {member_ids}. Укажите портал по его member id.",
+)
 
 
 def explain(error, lang: str = "en") -> str:
@@ -152,6 +165,9 @@ def explain(error, lang: str = "en") -> str:
         return _pick(TITLE_REQUIRED, lang)  # source.update's code-less "All the fields are required."
     if code == "ACCESS_DENIED" and "commercial" in description.lower():
         return _pick(PLAN_ACCESS_DENIED, lang)
+    if code == "PORTAL_AMBIGUOUS":  # tokens.AmbiguousPortal
+        return _pick(AMBIGUOUS_PORTAL, lang).format(domain=getattr(error, "domain", ""),
+                                                    member_ids=", ".join(getattr(error, "member_ids", ())))
     if code in EXPLANATIONS:
         return _pick(EXPLANATIONS[code], lang)
     if code.startswith("HTTP_5"):
@@ -215,6 +231,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "This request does not come from the portal the application is installed on.",
         "Этот запрос пришёл не с портала, на котором установлено приложение.",
     ),
+    "APP_NOT_AUTHORIZED": (
+        "This page has to be opened from Bitrix24, on a portal where the application is installed.",
+        "Эту страницу нужно открывать из Битрикс24, на портале, где установлено приложение.",
+    ),
     "INVALID_AUTH": (
         "Bitrix24 did not confirm your authorization. Close the application and open it again.",
         "Битрикс24 не подтвердил вашу авторизацию. Закройте приложение и откройте его снова.",
@@ -232,6 +252,16 @@ TEXTS: dict[str, tuple[str, str]] = {
     "SESSION_INVALID": (
         "The app could not recognize your session. Reload the page.",
         "Приложение не распознало ваш сеанс. Обновите страницу.",
+    ),
+    "SESSION_REVOKED": (
+        "The app was reinstalled since this page was opened. Reload the page.",
+        "С момента открытия страницы приложение было переустановлено. Обновите страницу.",
+    ),
+    "BITRIX_AUTH_REQUIRED": (
+        "This needs your current Bitrix24 authorization, which the page could not get. "
+        "Close the application and open it again.",
+        "Для этого нужна ваша текущая авторизация Битрикс24, а страница не смогла её получить. "
+        "Закройте приложение и откройте его снова.",
     ),
     "READ_ONLY": (
         "You can view connectors and sources, but only portal administrators and the users they allow can change them.",
@@ -287,6 +317,8 @@ UI: dict[str, tuple[str, str]] = {
                   "Адрес картинки или загруженное изображение (отправляется как data: URI)."),
     "logo_upload": ("Upload image", "Загрузить изображение"),
     "logo_too_big": ("The image is larger than 512 KB.", "Изображение больше 512 КБ."),
+    "logo_not_shown": ("Logos at other addresses are not shown here; upload the image to see it.",
+                       "Логотипы по внешним адресам здесь не показываются; загрузите изображение, чтобы его увидеть."),
     "field_urlCheck": ("Check URL", "Адрес проверки"),
     "field_urlTableList": ("Table list URL", "Адрес списка таблиц"),
     "field_urlTableDescription": ("Table description URL", "Адрес описания таблицы"),

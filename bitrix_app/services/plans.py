@@ -17,15 +17,18 @@ diffs, reports and error messages.
 
 Per portal: read the current objects (list calls), compute what differs, check the changes with
 the tab's validation, and send only real changes in `batch` calls of up to 50 commands with
-`halt` off, so one bad item is reported while the others land. A second run finds nothing to
-change and sends no write at all. Nothing here creates or deletes objects.
+`halt` off, so one bad item is reported while the others land; source updates go in batches small
+enough for their connectors' urlCheck calls to fit Bitrix24's 60 s request limit. A second run
+finds nothing to change and sends no write at all. Nothing here creates or deletes objects.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -55,6 +58,14 @@ ENV_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Errors inside a batch that prove the command did not run, so sending it again is safe.
 RETRYABLE_IN_BATCH = {"OPERATION_TIME_LIMIT", "QUERY_LIMIT_EXCEEDED"}
 BATCH_RETRIES = 3
+# A cloud REST request must finish within 60 s, the urlCheck calls of its source updates included.
+# A batch is planned to take half of that: the estimates are guesses and the checks vary.
+CLOUD_REQUEST_LIMIT = 60.0
+BATCH_TIME_BUDGET = 30.0
+GATEWAY_CHECK_SECONDS = 0.5  # first guess for a urlCheck served by this app's gateway: 50 per batch
+FOREIGN_CHECK_SECONDS = 6.0  # first guess for anyone else's: 5 per batch until measured
+CONNECTOR_UPDATE_SECONDS = 0.1
+MIN_CHECK_SECONDS = 0.05
 PLAN_KEYS = {"portals", "connectors", "sources", "databases"}
 ITEM_KEYS = {"match", "fields"}
 
@@ -234,6 +245,7 @@ class Update:
     error: str | None = None  # a readable sentence
     error_code: str | None = None  # Bitrix24's code, for support
     applied: bool = False
+    url_check: str | None = None  # a source's connector's urlCheck, which Bitrix24 calls on every update
 
     @property
     def method(self) -> str:
@@ -279,11 +291,13 @@ def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict],
                 wanted_settings[current["id"]] = target.fields["settings"]
     declared = {item["id"]: item.get("settings") or [] for item in connectors}
     declared.update(wanted_settings)  # sources are checked against what the plan makes the connector declare
+    check_urls = {item["id"]: item.get("urlCheck") for item in connectors}
     for target in plan.sources:
         current = _find(target, source_index, result, claimed)
         if current is not None:
             update = _source_update(plan, target, current)
             if update is not None:
+                update.url_check = check_urls.get(current.get("connectorId"))
                 settings = declared.get(current.get("connectorId")) if connectors else None
                 _add_update(result, update, source_errors(update.payload, _normalized_settings(settings)))
     return result
@@ -401,27 +415,81 @@ def _show(value, limit: int = 60) -> str:
 
 # --- sending the changes -----------------------------------------------------------------------
 
-def send_updates(client: BitrixClient, updates: list[Update], sleep=time.sleep, clock=time.time) -> None:
-    """Send updates in order: batches of up to 50; a command a batch cannot carry goes alone.
+def send_updates(client: BitrixClient, updates: list[Update], sleep=time.sleep, clock=time.time,
+                 gateway_url: str = "") -> None:
+    """Send updates in order, in batches sized to finish well inside Bitrix24's 60 s request limit.
 
-    Batch commands travel as PHP query strings, which cannot carry a real boolean (biconnector
+    Every source.update makes Bitrix24 call the connector's urlCheck while the request waits, so a
+    batch holds as many source updates as their expected check times allow (CheckTimes), at most
+    50. Batch commands travel as PHP query strings, which cannot carry a real boolean (biconnector
     checks booleans strictly) nor an empty list or mapping (it leaves no key at all), so e.g.
     `supportMapping` changes or `settings: []` are sent as single JSON calls.
-    Fills in `applied` / `error` on each update. Raises only if the portal itself fails (network,
-    authorization): the caller then reports the portal as failed.
+
+    A write whose answer never came (a timeout, an error page) may or may not have landed: the
+    objects are read again and only what did not land is sent again, once. Fills in `applied` /
+    `error` on each update. Raises only if the portal itself fails (network, authorization): the
+    caller then reports the portal as failed.
     """
-    pending: list[Update] = []
-    for update in updates:
-        if not _batchable(update.payload):
-            _send_batch(client, pending, sleep, clock)
-            pending = []
-            _send_single(client, update, sleep, clock)
-            continue
-        pending.append(update)
-        if len(pending) == BATCH_LIMIT:
-            _send_batch(client, pending, sleep, clock)
-            pending = []
-    _send_batch(client, pending, sleep, clock)
+    times = CheckTimes(gateway_url)
+    pending = deque(updates)
+    resent: set[int] = set()
+    while pending:
+        chunk = _next_chunk(pending, times)
+        not_landed = _send_chunk(client, chunk, times, sleep, clock)
+        again = [update for update in not_landed if id(update) not in resent]
+        for update in again:
+            resent.add(id(update))
+            update.error = update.error_code = None
+        pending.extendleft(reversed(again))
+
+
+class CheckTimes:
+    """Seconds one update is expected to take on the portal, per connector check URL.
+
+    The first guess: fast for connectors served by this app's gateway (`gateway_url`), slow for
+    anyone else's. Then what Bitrix24 reports for each command of a batch (`result_time`), or, for a
+    batch cut off by the time limit, the limit shared among the commands that landed."""
+
+    def __init__(self, gateway_url: str = ""):
+        self.gateway_url = gateway_url
+        self.learned: dict[str | None, float] = {}
+
+    def expected(self, update: Update) -> float:
+        if update.kind != "source":
+            return CONNECTOR_UPDATE_SECONDS  # connector.update calls nothing outside
+        if update.url_check in self.learned:
+            return self.learned[update.url_check]
+        ours = bool(self.gateway_url and update.url_check and update.url_check.startswith(self.gateway_url))
+        return GATEWAY_CHECK_SECONDS if ours else FOREIGN_CHECK_SECONDS
+
+    def learn(self, updates: list[Update], seconds: list[float | None]) -> None:
+        measured: dict[str | None, list[float]] = {}
+        for update, duration in zip(updates, seconds):
+            if update.kind == "source" and duration is not None:
+                measured.setdefault(update.url_check, []).append(duration)
+        for url, durations in measured.items():
+            self.learned[url] = max(MIN_CHECK_SECONDS, sum(durations) / len(durations))
+
+    def learn_cut_off(self, updates: list[Update], landed: int) -> None:
+        at_least = CLOUD_REQUEST_LIMIT / max(landed, 1)
+        for update in updates:
+            if update.kind == "source":
+                self.learned[update.url_check] = max(self.expected(update), at_least)
+
+
+def _next_chunk(pending: deque, times: CheckTimes) -> list[Update]:
+    """The next updates to send together: one that cannot go in a batch alone, else as many
+    batchable ones (in order) as fit into BATCH_LIMIT and the time budget."""
+    if not _batchable(pending[0].payload):
+        return [pending.popleft()]
+    chunk, planned = [], 0.0
+    while pending and len(chunk) < BATCH_LIMIT and _batchable(pending[0].payload):
+        cost = times.expected(pending[0])
+        if chunk and planned + cost > BATCH_TIME_BUDGET:
+            break
+        chunk.append(pending.popleft())
+        planned += cost
+    return chunk
 
 
 def _batchable(payload: dict) -> bool:
@@ -433,11 +501,35 @@ def _batchable(payload: dict) -> bool:
     return True
 
 
+def _send_chunk(client: BitrixClient, chunk: list[Update], times: CheckTimes, sleep, clock) -> list[Update]:
+    """Send one chunk; returns the updates that must go again: the outcome was unknown and a
+    re-read found they did not land."""
+    try:
+        if len(chunk) == 1 and not _batchable(chunk[0].payload):
+            _send_single(client, chunk[0], sleep, clock)
+        else:
+            _send_batch(client, chunk, times, sleep, clock)
+    except UnknownOutcome as unknown:
+        return _not_landed_after(client, unknown, times, sleep, clock)
+    return []
+
+
+class UnknownOutcome(Exception):
+    """A write request got no answer from Bitrix24: its `updates` may or may not have landed."""
+
+    def __init__(self, updates: list[Update], error: BitrixError):
+        super().__init__(str(error))
+        self.updates = updates
+        self.error = error
+
+
 def _send_single(client: BitrixClient, update: Update, sleep, clock) -> None:
     params = {"id": update.object_id, "fields": update.payload}
     try:
         respecting_operation_limit(lambda: client.call(update.method, params), sleep, clock)
     except BitrixError as exc:
+        if _outcome_unknown(exc):
+            raise UnknownOutcome([update], exc) from None
         if _is_portal_failure(exc):
             raise
         update.error, update.error_code = explain(exc), exc.code
@@ -445,12 +537,18 @@ def _send_single(client: BitrixClient, update: Update, sleep, clock) -> None:
         update.applied = True
 
 
-def _send_batch(client: BitrixClient, updates: list[Update], sleep, clock) -> None:
+def _send_batch(client: BitrixClient, updates: list[Update], times: CheckTimes, sleep, clock) -> None:
     for attempt in range(BATCH_RETRIES + 1):
         if not updates:
             return
         commands = {f"u{n}": (u.method, {"id": u.object_id, "fields": u.payload}) for n, u in enumerate(updates)}
-        outcome = respecting_operation_limit(lambda: client.batch(commands, halt=False), sleep, clock)
+        try:
+            outcome = respecting_operation_limit(lambda: client.batch(commands, halt=False), sleep, clock)
+        except BitrixError as exc:
+            if _outcome_unknown(exc):
+                raise UnknownOutcome(updates, exc) from None
+            raise
+        times.learn(updates, [outcome.seconds.get(key) for key in commands])
         retry = []
         for key, update in zip(commands, updates):
             error = outcome.errors.get(key)
@@ -463,6 +561,58 @@ def _send_batch(client: BitrixClient, updates: list[Update], sleep, clock) -> No
         if retry:
             sleep(seconds_until(client.operating_reset_at.get(retry[0].method), clock))
         updates = retry
+
+
+def _outcome_unknown(exc: BitrixError) -> bool:
+    """No answer from Bitrix24 itself (a timeout, a dropped connection, a front end's error page):
+    the write may have run. A Bitrix24 error, even a 5xx one with JSON, says it did not."""
+    return exc.code in ("NETWORK_TIMEOUT", "NETWORK_ERROR", "INVALID_RESPONSE") or exc.code.startswith("HTTP_5")
+
+
+def _not_landed_after(client: BitrixClient, unknown: UnknownOutcome, times: CheckTimes, sleep, clock) -> list[Update]:
+    """Read the objects of an unknown outcome again: what landed is applied, the rest is returned.
+    Until the read succeeds the updates say their outcome is unknown (a failing read fails the
+    portal, and the report keeps saying so)."""
+    reason = explain(unknown.error)
+    for update in unknown.updates:
+        update.error, update.error_code = f"{reason} It may or may not have been saved.", unknown.error.code
+    current = _current_objects(client, unknown.updates, sleep, clock)
+    not_landed = []
+    for update in unknown.updates:
+        if _has_landed(update, current):
+            update.applied, update.error, update.error_code = True, None, None
+        else:
+            update.error = f"{reason} Read again, the change had not landed."
+            not_landed.append(update)
+    if unknown.error.code == "NETWORK_TIMEOUT" or unknown.error.status == 504:
+        times.learn_cut_off(unknown.updates, len(unknown.updates) - len(not_landed))
+    return not_landed
+
+
+def _current_objects(client: BitrixClient, updates: list[Update], sleep, clock) -> dict[tuple[str, int], dict]:
+    """The updates' objects as Bitrix24 has them now, by (kind, id): one list call per kind."""
+    biconnector = Biconnector(client)
+    found: dict[tuple[str, int], dict] = {}
+    for kind, read in (("connector", biconnector.connectors), ("source", biconnector.sources)):
+        ids = sorted({update.object_id for update in updates if update.kind == kind})
+        if ids:
+            items = respecting_operation_limit(functools.partial(read, filter={"@id": ids}), sleep, clock)
+            found.update(((kind, item.get("id")), item) for item in items)
+    return found
+
+
+def _has_landed(update: Update, current: dict[tuple[str, int], dict]) -> bool:
+    """Whether the object now has every value the update sends (compared as when diffing)."""
+    item = current.get((update.kind, update.object_id))
+    if item is None:
+        return False
+    if update.kind == "connector":
+        return all(_same_connector_value(name, item.get(name), wanted) for name, wanted in update.payload.items())
+    return all(
+        not _changed_settings(item, wanted) if name == "settings"
+        else (item.get(name) if item.get(name) is not None else "") == wanted
+        for name, wanted in update.payload.items()
+    )
 
 
 def _is_portal_failure(exc: BitrixError) -> bool:
@@ -533,7 +683,8 @@ class PlanRunner:
             changes = self._read_and_compare(client)
             report.updates, report.problems = changes.updates, changes.problems
             if not self.dry_run:
-                send_updates(client, changes.updates, self.sleep, self.clock)
+                send_updates(client, changes.updates, self.sleep, self.clock,
+                             gateway_url=f"{self.bitrix.settings.public_url}/gateway/")
             if self.plan.databases:
                 report.updates += self._apply_databases(record.member_id)
         except Exception as exc:  # the portal failed as a whole; any kind is reported, never raised
@@ -554,7 +705,8 @@ class PlanRunner:
     def _read_and_compare(self, client: BitrixClient) -> PortalChanges:
         biconnector = Biconnector(client)
         read = lambda fetch: respecting_operation_limit(fetch, self.sleep, self.clock)  # noqa: E731
-        need_connectors = bool(self.plan.connectors) or any("settings" in t.fields for t in self.plan.sources)
+        # Source updates need them too: their connector's urlCheck decides how many go in one batch.
+        need_connectors = bool(self.plan.connectors) or bool(self.plan.sources)
         connectors = read(biconnector.connectors) if need_connectors else []
         sources = read(biconnector.sources) if self.plan.sources else []
         return plan_changes(self.plan, connectors, sources, self.bitrix.endpoint_policy)

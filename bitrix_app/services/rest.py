@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Protocol
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -24,7 +25,7 @@ USER_AGENT = "bitrix-biconnector-app/1.0"
 
 
 def make_http_session(pool_size: int = 32) -> requests.Session:
-    """A pooled HTTP session; redirects stay off so a portal rename is noticed (see _post)."""
+    """A pooled HTTP session; redirects stay off so a portal rename is noticed (see PortalMoved)."""
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
     session.mount("http://", adapter)
@@ -52,6 +53,22 @@ class StaticCredentials:
         raise BitrixError("expired_token", "The user's authorization expired; reopen the app.", status=401)
 
 
+class PortalMoved(BitrixError):
+    """The portal answered with a redirect (after a rename the old address does). Nothing is sent to
+    `location` itself: the request carries the token, and anyone can answer with a redirect."""
+
+    def __init__(self, location: str, status: int, method: str):
+        self.location = location
+        host = urlsplit(location).netloc or "an unknown address"
+        super().__init__("PORTAL_MOVED", f"The portal redirected the call to {host}; it was not sent there.",
+                         status=status, method=method)
+
+
+# Where a client may go after a redirect: (the endpoint that redirected, the Location) -> the
+# portal's confirmed endpoint, or raises BitrixError (see Bitrix.relocated_endpoint).
+Relocate = Callable[[str, str], str]
+
+
 def nested_error(result) -> dict | None:
     """biconnector's `{"result": {"error": {"error": CODE, "error_description": …}}}`."""
     if isinstance(result, dict) and isinstance(result.get("error"), dict):
@@ -63,6 +80,15 @@ def nested_error(result) -> dict | None:
 class BatchResult:
     results: dict = field(default_factory=dict)
     errors: dict[str, BitrixError] = field(default_factory=dict)
+    # How long each command ran on the portal (its `result_time` duration), where Bitrix24 says.
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _duration(time_block) -> float | None:
+    try:
+        return float(time_block["duration"])
+    except (TypeError, KeyError, ValueError):
+        return None
 
 
 class BitrixClient:
@@ -79,8 +105,11 @@ class BitrixClient:
         max_wait: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        relocate: Relocate | None = None,
     ):
         self.endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
+        # None: a redirect is an error (PortalMoved). Only clients of a stored portal get one.
+        self.relocate = relocate
         self.credentials = credentials
         self.http = http
         self.timeout = timeout
@@ -116,7 +145,10 @@ class BitrixClient:
         outcome = BatchResult()
         results = reply.get("result") or {}
         errors = reply.get("result_error") or {}
+        times = reply.get("result_time") if isinstance(reply.get("result_time"), dict) else {}
         for key, (method, _params) in commands.items():
+            if _duration(times.get(key)) is not None:
+                outcome.seconds[key] = _duration(times.get(key))
             if isinstance(errors, dict) and key in errors:
                 error = errors[key] or {}
                 outcome.errors[key] = BitrixError(error.get("error"), error.get("error_description", ""), method=method)
@@ -155,8 +187,16 @@ class BitrixClient:
             token = self.credentials.refreshed(token)
             refreshed = True
         rate_limit_retries, backed_off = 0, 0.0
+        relocated = False
         while True:
-            status, body = self._post(method, {**params, "auth": token.value})
+            try:
+                status, body = self._post(method, {**params, "auth": token.value})
+            except PortalMoved as moved:
+                if self.relocate is None or relocated:
+                    raise
+                self.endpoint = self.relocate(self.endpoint, moved.location)
+                relocated = True  # once: a portal that redirects again is an error
+                continue
             code = body.get("error")
             if code is None:
                 self._remember_operating_time(method, body)
@@ -194,18 +234,14 @@ class BitrixClient:
         url = self.endpoint + method
         try:
             response = self._send(url, payload)
-            location = response.headers.get("Location", "") if response.is_redirect else ""
-            if location.startswith("https://"):
-                # A renamed portal answers 302; re-POST the body (it carries the token, hence
-                # https only) instead of letting it degrade to a GET.
-                response = self._send(location, payload)
-            elif location:
-                raise BitrixError("PORTAL_MOVED", f"The portal answers from a new address ({location}); "
-                                  "it is followed only over https.", status=response.status_code, method=method)
+        except requests.ConnectTimeout:  # before a connection, so surely not sent
+            raise BitrixError("NETWORK_ERROR", "Bitrix24 could not be reached.", method=method) from None
         except requests.Timeout:
             raise BitrixError("NETWORK_TIMEOUT", "Bitrix24 did not answer in time.", method=method) from None
         except requests.RequestException:
             raise BitrixError("NETWORK_ERROR", "Bitrix24 could not be reached.", method=method) from None
+        if response.is_redirect:
+            raise PortalMoved(urljoin(url, response.headers.get("Location", "")), response.status_code, method)
         try:
             body = response.json()
         except ValueError:

@@ -13,18 +13,21 @@ refused or failed, or `RateLimited`); the web tier turns them into HTTP answers.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+import logging
+import secrets
+from dataclasses import dataclass, replace
 from typing import Mapping
 
-
+from ..logging_setup import escaped
 from ..models import Portal, PortalStatus
 from . import lifecycle
 from .biconnector import Biconnector, Connector, Source, normalize_settings
 from .bitrix import Bitrix
-from .errors import BitrixError, Rejected
+from .errors import PORTAL_UNINSTALLED, BitrixError, PortalUnavailable, Rejected
 from .messages import explain, field_message, text
 from .ratelimit import RateLimited
-from .session_tokens import ReseedGrant, TabSession
+from .rest import BitrixClient
+from .session_tokens import ReseedGrant, ReseedGrants, SessionTokenError, TabSession
 from .tokens import portal_by_member_id
 from .validation import URL_FIELDS, FieldError, connector_errors, is_integer, source_errors
 
@@ -33,6 +36,9 @@ SOURCE_PUBLIC_FIELDS = (
     "dateCreate", "dateUpdate", "createdById", "updatedById",
 )
 MAX_EDITORS = 500
+log = logging.getLogger(__name__)
+# Compared with when a member_id has no application token, so that an unknown portal takes as long.
+DUMMY_APPLICATION_TOKEN = secrets.token_hex(16)
 # Errors of a user's AUTH_ID that mean "not accepted" rather than "portal unreachable".
 AUTH_REFUSED_CODES = {"expired_token", "invalid_token", "NO_AUTH_FOUND", "authorization_error",
                       "user_access_error", "APPLICATION_NOT_FOUND", "insufficient_scope", "ACCESS_DENIED"}
@@ -82,28 +88,30 @@ class TabUser:
     portal_domain: str
     client_endpoint: str
     portal_status: str
+    install_generation: int = 0
 
 
-def authenticate_opening(bitrix: Bitrix, form: Mapping, lang: str = "en", client_address: str = "") -> TabUser:
+def authenticate_opening(bitrix: Bitrix, form: Mapping, lang: str = "en", client_address: str = "",
+                         query: Mapping | None = None) -> TabUser:
     """Check an iframe POST: the application token must match the stored one for `member_id`,
     and the user's AUTH_ID must be accepted by the portal's *stored* REST endpoint (never the
     posted DOMAIN), which also says who the user is and whether they are an administrator.
     Until then the AUTH_ID is unverified: its calls use the unverified budgets of the portal and
-    of `client_address`, and a used-up budget is a Throttled refusal, not a wait."""
+    of `client_address`, and a used-up budget is a Throttled refusal, not a wait.
+
+    A DOMAIN (in `query`, the query string) other than the stored domain may mean a renamed
+    portal: the authorization server is asked where the portal is now. DOMAIN itself is never used."""
     member_id, application_token, auth_id = (str(form.get(key) or "") for key in
                                              ("member_id", "APPLICATION_TOKEN", "AUTH_ID"))
     if not member_id or not auth_id:
         raise Rejected(400, "MISSING_FIELDS", text("MISSING_FIELDS", lang))
-    with bitrix.session_factory() as db:
-        portal = portal_by_member_id(db, member_id)
-        if portal is None:
-            raise Rejected(404, "UNKNOWN_PORTAL", text("UNKNOWN_PORTAL", lang))
-        if portal.status == PortalStatus.UNINSTALLED:
-            raise Rejected(403, "APP_NOT_INSTALLED", text("APP_NOT_INSTALLED", lang))
-        stored = bitrix.tokens.application_token(portal) or ""
-    if not stored or not hmac.compare_digest(application_token.encode(), stored.encode()):
-        raise Rejected(401, "INVALID_APPLICATION_TOKEN", text("INVALID_APPLICATION_TOKEN", lang))
-    user, is_admin = _confirmed_user(bitrix, portal, auth_id, lang, client_address)
+    portal = _authorized_portal(bitrix, member_id, application_token, lang)
+    posted_domain = str((query or {}).get("DOMAIN") or "")
+    if posted_domain and posted_domain.lower() != portal.domain.lower():
+        portal = _rechecked_address(bitrix, portal, lang, client_address)
+    client = bitrix.unverified_client(portal.client_endpoint, auth_id, portal.member_id, client_address)
+    user, is_admin = confirmed_user(client, lang)
+    portal = _reread(bitrix, portal)  # the user's calls follow a rename they run into (Bitrix.relocated_endpoint)
     user_id = int(user["ID"])
     return TabUser(
         member_id=portal.member_id,
@@ -114,12 +122,52 @@ def authenticate_opening(bitrix: Bitrix, form: Mapping, lang: str = "en", client
         portal_domain=portal.domain,
         client_endpoint=portal.client_endpoint,
         portal_status=portal.status,
+        install_generation=portal.install_generation,
     )
 
 
-def _confirmed_user(bitrix: Bitrix, portal: Portal, auth_id: str, lang: str,
-                    client_address: str) -> tuple[dict, bool]:
-    client = bitrix.unverified_client(portal.client_endpoint, auth_id, portal.member_id, client_address)
+def _authorized_portal(bitrix: Bitrix, member_id: str, application_token: str, lang: str) -> Portal:
+    """The portal, if installed there and the application token matches. An unknown member_id, an
+    uninstalled portal and a wrong token get the same answer, so that an outsider learns nothing
+    about a member_id; only the server log tells them apart."""
+    with bitrix.session_factory() as db:
+        portal = portal_by_member_id(db, member_id)
+        stored = bitrix.tokens.application_token(portal) if portal is not None else None
+    matches = hmac.compare_digest(application_token.encode(), (stored or DUMMY_APPLICATION_TOKEN).encode())
+    if portal is None:
+        reason = "unknown member_id"
+    elif portal.status == PortalStatus.UNINSTALLED:
+        reason = "the app is uninstalled there"
+    elif not stored or not matches:
+        reason = "the application token does not match"
+    else:
+        return portal
+    log.info("Tab opening refused for member_id %s: %s.", escaped(member_id, 64), reason)
+    raise Rejected(401, "APP_NOT_AUTHORIZED", text("APP_NOT_AUTHORIZED", lang))
+
+
+def _rechecked_address(bitrix: Bitrix, portal: Portal, lang: str, client_address: str) -> Portal:
+    """The portal's address as the authorization server says it is now. Anyone with the
+    application token can post any DOMAIN, so the check is charged to the opening's unverified
+    budgets; if it fails, the stored address stays."""
+    try:
+        if bitrix.limiter is not None:
+            bitrix.limiter.acquire_unverified(portal.member_id, client_address, bitrix.max_wait)
+        return bitrix.recheck_address(portal.member_id)
+    except RateLimited as exc:
+        raise Throttled(exc, lang) from None
+    except BitrixError as exc:
+        log.warning("Could not re-check the address of portal %s: %s", portal.member_id, exc)
+        return portal
+
+
+def _reread(bitrix: Bitrix, portal: Portal) -> Portal:
+    with bitrix.session_factory() as db:
+        return portal_by_member_id(db, portal.member_id) or portal
+
+
+def confirmed_user(client: BitrixClient, lang: str) -> tuple[dict, bool]:
+    """Who the client's token belongs to and whether they are an administrator."""
     try:
         user = client.call("user.current")
         is_admin = client.call("user.admin") is True
@@ -132,6 +180,40 @@ def _confirmed_user(bitrix: Bitrix, portal: Portal, auth_id: str, lang: str,
     if not isinstance(user, dict) or not str(user.get("ID", "")).isdigit():
         raise Rejected(502, "PORTAL_UNREACHABLE", text("PORTAL_UNREACHABLE", lang))
     return user, is_admin
+
+
+# --- every API request (api.py) ----------------------------------------------------------------
+
+MAX_AUTH_ID_LENGTH = 512
+
+
+def current_portal(bitrix: Bitrix, session: TabSession) -> Portal:
+    """The session's portal as it is now: still installed, and the same installation the session
+    was issued for (a reinstall or an uninstall bumps the generation)."""
+    with bitrix.session_factory() as db:
+        portal = portal_by_member_id(db, session.member_id)
+    if portal is None:
+        raise SessionTokenError("SESSION_INVALID")
+    if portal.status == PortalStatus.UNINSTALLED:
+        raise PortalUnavailable(PORTAL_UNINSTALLED, f"The app is not installed on {portal.domain}.")
+    if portal.install_generation != session.generation:
+        raise SessionTokenError("SESSION_REVOKED")
+    return portal
+
+
+def reconfirmed(bitrix: Bitrix, session: TabSession, portal: Portal, auth_id: str) -> TabSession:
+    """The session with the rights Bitrix24 gives its user *now*, asked with a fresh AUTH_ID from the
+    page (BX24.getAuth()), which must belong to the session's user. The signed session already
+    authenticates the caller, so these calls use the portal's own budget, not the unverified ones."""
+    if not auth_id or len(auth_id) > MAX_AUTH_ID_LENGTH:
+        raise Rejected(401, "BITRIX_AUTH_REQUIRED", text("BITRIX_AUTH_REQUIRED", session.lang))
+    client = bitrix.user_client(portal.client_endpoint, auth_id, portal.member_id)
+    user, is_admin = confirmed_user(client, session.lang)
+    if int(user["ID"]) != session.user_id:
+        raise Rejected(401, "INVALID_AUTH", text("INVALID_AUTH", session.lang))
+    return replace(session, is_admin=is_admin,
+                   can_edit=is_admin or session.user_id in (portal.editor_user_ids or []),
+                   reseed_grant=session.reseed_grant if is_admin else None)
 
 
 # --- shaping what leaves the server ----------------------------------------------------------
@@ -337,16 +419,23 @@ class TabService:
         portal = self._portal()
         return portal.status if portal is not None else PortalStatus.UNINSTALLED
 
-    def reseed(self, grant: ReseedGrant | None) -> dict:
-        """Replace a dead stored token with the administrator's own authorization."""
+    def reseed(self) -> dict:
+        """Replace a dead stored token with the administrator's own authorization (their grant)."""
         self.require_admin()
         if self.portal_status() not in PortalStatus.RESEEDABLE:
             return {"status": self.portal_status()}
+        grant = self._take_grant()
         if grant is None:
             raise Rejected(409, "REAUTH_UNAVAILABLE", text("REAUTH_UNAVAILABLE", self.lang))
         portal = lifecycle.reseed(self.bitrix, self.session.member_id, grant.access_token,
                                   grant.refresh_token, grant.expires_in)
         return {"status": portal.status}
+
+    def _take_grant(self) -> ReseedGrant | None:
+        if not self.session.reseed_grant:
+            return None
+        grants = ReseedGrants(self.bitrix.session_factory, self.bitrix.tokens.cipher)
+        return grants.take(self.session.reseed_grant, self.session.member_id, self.session.user_id)
 
     def _portal(self) -> Portal | None:
         with self.bitrix.session_factory() as db:

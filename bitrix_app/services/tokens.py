@@ -24,8 +24,10 @@ from .errors import (
     OAuthError,
     PortalUnavailable,
 )
+from .messages import AMBIGUOUS_PORTAL
 from .oauth import TokenSet
 
+PORTAL_AMBIGUOUS = "PORTAL_AMBIGUOUS"
 # Refresh a little before the stored expiry, so a call does not race the clock.
 EXPIRY_LEEWAY = timedelta(seconds=30)
 REAUTH_OAUTH_CODES = {"invalid_grant", "invalid_client"}
@@ -75,12 +77,39 @@ def portal_by_member_id(session: Session, member_id: str) -> Portal | None:
     return session.scalars(select(Portal).where(Portal.member_id == member_id)).first()
 
 
+class AmbiguousPortal(PortalUnavailable):
+    """Several stored portals have the domain asked for: a renamed portal's old name, now another's."""
+
+    def __init__(self, domain: str, member_ids: list[str]):
+        self.domain = domain
+        self.member_ids = tuple(member_ids)
+        english = AMBIGUOUS_PORTAL[0].format(domain=domain, member_ids=", ".join(self.member_ids))
+        super().__init__(PORTAL_AMBIGUOUS, english)
+
+
 def find_portal(session: Session, member_id_or_domain: str) -> Portal | None:
-    return session.scalars(
-        select(Portal).where(
-            (Portal.member_id == member_id_or_domain) | (Portal.domain == member_id_or_domain)
-        ).order_by(Portal.member_id != member_id_or_domain)
-    ).first()
+    """By member id, else by domain. A domain several portals have is refused (AmbiguousPortal):
+    picking one could act on the wrong customer's portal."""
+    portal = portal_by_member_id(session, member_id_or_domain)
+    if portal is not None:
+        return portal
+    matches = list(session.scalars(
+        select(Portal).where(Portal.domain == member_id_or_domain).order_by(Portal.member_id)))
+    if len(matches) > 1:
+        raise AmbiguousPortal(member_id_or_domain, [match.member_id for match in matches])
+    return matches[0] if matches else None
+
+
+def store_address(session_factory: sessionmaker, member_id: str, domain: str, client_endpoint: str) -> Portal:
+    """The portal's address as the authorization server reported it; a change is recorded."""
+    with session_factory() as session, session.begin():
+        portal = portal_by_member_id(session, member_id)
+        if portal is None:
+            raise PortalUnavailable(PORTAL_NOT_FOUND, f"No installed portal {member_id}.")
+        if (portal.domain, portal.client_endpoint) != (domain, client_endpoint):
+            record(session, member_id, "address", f"{portal.domain} -> {domain}")
+            portal.domain, portal.client_endpoint = domain, client_endpoint
+        return portal
 
 
 class TokenStore:

@@ -2,8 +2,10 @@
  * the app's own JSON API (/api). No build step, no framework, no cookies: every request carries
  * the session token from <meta name="session-token"> as a Bearer token.
  *
- * Bitrix24's BX24 library is optional here: it is only used to resize the frame
- * (BX24.fitWindow) and, if present, to pick users (BX24.selectUsers).
+ * Bitrix24's BX24 library is optional here: it resizes the frame (BX24.fitWindow), picks users
+ * (BX24.selectUsers) and gives the page a fresh authorization (BX24.getAuth), sent along with every
+ * change and with the renewal of the short-lived session token. Without it the tab still reads,
+ * editors still edit, and the session lasts until it expires.
  */
 (function () {
   "use strict";
@@ -11,6 +13,9 @@
   var config = JSON.parse(document.getElementById("tab-config").textContent);
   var T = config.texts;
   var sessionToken = document.querySelector('meta[name="session-token"]').content;
+  // Logos at other addresses are not loaded (img-src allows data: only): no one's tab fetches an editor's URL.
+  var PLACEHOLDER_LOGO = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'%3E" +
+    "%3Crect width='32' height='32' rx='6' fill='%23dfe3e6'/%3E%3C/svg%3E";
   var canEdit = config.user.canEdit;
 
   var LIMITS = { title: 512, url: 2048, settingName: 512, settingCode: 512, logoBytes: 512 * 1024 };
@@ -59,13 +64,60 @@
     this.fields = body.fields || [];
   }
 
-  function api(method, path, body) {
+  // The user's current Bitrix24 access token ("" without BX24): the server re-checks rights with it.
+  function freshAuth() {
+    return new Promise(function (resolve) {
+      if (!bx24Ready || typeof BX24.getAuth !== "function") { resolve(""); return; }
+      var auth = BX24.getAuth();
+      if (auth && auth.access_token) { resolve(auth.access_token); return; }
+      BX24.refreshAuth(function (fresh) { resolve((fresh && fresh.access_token) || ""); });
+    });
+  }
+
+  // Writes carry a fresh authorization; one that finds the session expired renews it and is sent again
+  // (nothing was done: the session is checked first).
+  function api(method, path, body, renewed) {
+    var auth = method === "GET" ? Promise.resolve("") : freshAuth();
+    return auth.then(function (token) { return send(method, path, body, token); }).catch(function (error) {
+      if (error.code !== "SESSION_EXPIRED" || renewed) { throw error; }
+      return renewSession().then(function () { return api(method, path, body, true); },
+                                 function () { throw error; });
+    });
+  }
+
+  var renewal = null;
+  var renewTimer = null;
+
+  function renewSession() {
+    if (!renewal) {
+      renewal = freshAuth().then(function (token) {
+        return send("POST", "/session/renew", undefined, token);
+      }).then(function (result) {
+        renewal = null;
+        sessionToken = result.token;
+        scheduleRenewal(result.expiresIn);
+      }, function (error) {
+        renewal = null;
+        throw error;
+      });
+    }
+    return renewal;
+  }
+
+  function scheduleRenewal(seconds) {
+    clearTimeout(renewTimer);
+    renewTimer = setTimeout(function () { renewSession().catch(function () { /* the next request says so */ }); },
+                            Math.max(30, seconds * 0.8) * 1000);
+  }
+
+  function send(method, path, body, auth) {
     var options = {
       method: method,
       headers: { "Authorization": "Bearer " + sessionToken, "Accept": "application/json" },
       credentials: "omit",
       cache: "no-store"
     };
+    if (auth) { options.headers["X-Bitrix24-Auth"] = auth; }
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
@@ -194,7 +246,7 @@
     if (connector.logo) {
       var logo = element("img", "card-logo");
       logo.alt = "";
-      logo.src = connector.logo;
+      showLogo(logo, connector.logo);
       head.appendChild(logo);
     }
     var titles = element("div", "card-titles");
@@ -422,11 +474,17 @@
     fitWindow();
   }
 
+  function showLogo(image, url) {
+    var inline = /^data:image\//i.test(url);
+    image.src = inline ? url : PLACEHOLDER_LOGO;
+    image.title = inline ? "" : T.logo_not_shown;
+  }
+
   function updateLogoPreview() {
     var value = connectorForm.elements.logo.value.trim();
     var preview = $("#c-logo-preview");
     preview.hidden = !(isHttpUrl(value) || /^data:image\//i.test(value));
-    if (!preview.hidden) { preview.src = value; }
+    if (!preview.hidden) { showLogo(preview, value); }
   }
 
   function onLogoFile(event) {
@@ -1124,6 +1182,7 @@
     wire();
     var sdk = document.getElementById("bx24-sdk");
     if (window.BX24) { initBX24(); } else if (sdk) { sdk.addEventListener("load", initBX24); }
+    scheduleRenewal(config.sessionTtl);
     loadList();
     loadDatabases();
     loadEditors();

@@ -399,3 +399,37 @@ def test_url_check_may_call_back_into_the_fake_while_it_waits(b24, portal, call,
     response = call("biconnector.source.update", {"id": source_id, "fields": {"title": "Main"}})
 
     assert response.json()["result"] is True and seen == {"profile": "1"}
+
+
+# --- the 60 s cloud limit on source.add / source.update (reference 6.3, 8.2) -------------------
+
+def test_a_slow_url_check_shows_in_the_time_block(b24, call, source_id):
+    b24.config.url_check_delay = 12.5
+
+    body = call("biconnector.source.update", {"id": source_id, "fields": {"title": "Slow"}}).json()
+
+    assert body["result"] is True
+    assert 12.5 <= body["time"]["duration"] < 14
+
+
+def test_a_batch_over_the_request_time_limit_stops_and_answers_504(b24, portal, call, source_id):
+    b24.config.url_check_delay = 25.0
+    b24.config.rest_time_limit = 60.0
+    command = f"biconnector.source.update?id={source_id}&fields[title]=Title%20"
+
+    response = call("batch", {"cmd": {f"c{n}": f"{command}{n}" for n in range(5)}})
+
+    assert response.status_code == 504 and "text/html" in response.headers["Content-Type"]
+    ran = [entry for entry in b24.requests_log if entry["in_batch"]]
+    assert len(ran) == 3  # 0, 25, 50 s: the fourth command found the time used up
+    assert portal.sources[source_id]["title"] == "Title 2"
+
+
+def test_a_single_call_over_the_limit_still_lands_but_gets_504(b24, portal, call, source_id):
+    b24.config.url_check_delay = 61.0
+    b24.config.rest_time_limit = 60.0
+
+    response = call("biconnector.source.update", {"id": source_id, "fields": {"title": "Landed"}})
+
+    assert response.status_code == 504
+    assert portal.sources[source_id]["title"] == "Landed"

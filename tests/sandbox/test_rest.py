@@ -294,3 +294,13 @@ def test_renamed_portal_redirects_rest_calls(b24, portal, token):
     assert moved.headers["Location"] == f"{portal.client_endpoint}profile.json?x=1"
     assert portal.client_endpoint.endswith("/renamed.bitrix24.test/rest/")
     assert again.status_code == 200
+
+
+def test_a_portal_address_can_be_made_to_redirect_anywhere(b24, portal, token):
+    b24.redirect_rest(portal.domain, "https://elsewhere.example/rest/")
+
+    moved = requests.post(f"{portal.client_endpoint}user.admin?x=1", json={"auth": token}, allow_redirects=False,
+                          timeout=10)
+
+    assert moved.status_code == 302
+    assert moved.headers["Location"] == "https://elsewhere.example/rest/user.admin?x=1"

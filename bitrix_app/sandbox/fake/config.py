@@ -26,6 +26,9 @@ class FakeConfig:
     # Calls from the portal to connector endpoints.
     url_check_timeout: float = 10.0  # the real module waits 250 s
     allow_local_connections: bool = True  # False reproduces the cloud refusing private addresses
+    # Seconds each urlCheck call takes on top of the real call, spent on the fake's clock (advanced,
+    # not slept), so a slow connector shows in `time` blocks and in the request time limit at once.
+    url_check_delay: float = 0.0
 
     # The portal as the Analytics hub and BI Builder (bi_builder.py).
     bi_timeout: float = 30.0  # connect and idle timeout of table and data calls (real: 250 s and 60 s)
@@ -43,6 +46,10 @@ class FakeConfig:
     event_timeout: float = 10.0
 
     # REST transport.
+    # The cloud's total time for one REST request (60 s), on the fake's clock; None: no limit. A request
+    # over it gets the front end's HTML 504; a batch runs no further command once it is used up, while
+    # the commands that ran have landed: the caller cannot tell which.
+    rest_time_limit: float | None = None
     bitrix_json_escaping: bool = False  # "\u0022", "\/" ... exactly as PHP's Json::encode writes
     docs_statuses: bool = False  # insufficient_scope 403 (docs) instead of 401 (module code)
     # False (the module code): >50 commands and a nested batch get per-command entries in

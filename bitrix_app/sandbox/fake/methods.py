@@ -253,6 +253,8 @@ def batch(call) -> dict:
         _check_batch_top_level(commands)
     collected = {"result": {}, "error": {}, "total": {}, "next": {}, "time": {}}
     for position, (key, command) in enumerate(commands):
+        if call.out_of_time():
+            break  # the front end has given up on the request: nothing after this runs
         if position >= BATCH_MAX_LENGTH:
             outcome_error = RestError("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded", 400)
         elif not isinstance(command, str):

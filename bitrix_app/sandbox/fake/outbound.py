@@ -100,6 +100,8 @@ def _follow_redirects(fake, url: str, pairs: list, timeout: float,
 def check_connection(fake, url: str, settings: dict) -> bool:
     """The module's connection check: POST ``connection[<code>]=<value>`` to ``urlCheck``."""
     response, _ = call_connector(fake, url, {"connection": settings}, "url_check", fake.config.url_check_timeout)
+    if fake.config.url_check_delay > 0:
+        fake.state.clock.advance(fake.config.url_check_delay)
     return response is not None and connector_answered(response)
 
 

@@ -4,7 +4,8 @@ One request goes through, in this order (reference 4.6 and section 10 item 11):
 injected faults -> leaky bucket (503) -> method lookup (404) -> token checks (401) ->
 scope -> operating-time limit (429) -> the method. Errors found up to the method are
 top-level and carry no ``time`` block; what a method returns is wrapped as a success,
-which is why biconnector errors end up inside ``result`` with HTTP 200.
+which is why biconnector errors end up inside ``result`` with HTTP 200. A request that ran past
+``config.rest_time_limit`` gets the front end's HTML 504 instead, whatever it did.
 """
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ class Call:
     access: AccessToken
     params: dict
     run_sub_call: Callable[[str, dict], "Outcome"] = field(repr=False)
+    started_at: float = 0.0  # on the fake's clock
+
+    def out_of_time(self) -> bool:
+        """Whether the request's time limit (config.rest_time_limit) is used up."""
+        limit = self.config.rest_time_limit
+        return limit is not None and self.state.clock.now() - self.started_at >= limit
 
     @property
     def state(self):
@@ -80,6 +87,8 @@ def portal_rest(domain: str, method_path: str) -> Response:
     fake = current_fake()
     if request.method == "OPTIONS":
         return Response(status=200, headers=CORS_HEADERS)
+    if domain in fake.state.rest_redirects:
+        return _redirect(fake.state.rest_redirects[domain], method_path)
     portal = fake.state.find_portal(domain)
     if portal is None:
         return _moved_or_missing(fake, domain, method_path)
@@ -100,7 +109,19 @@ def portal_rest(domain: str, method_path: str) -> Response:
     token = extract_token(params)
     for name in TRANSPORT_PARAMS:
         params.pop(name, None)
-    return _finish(fake, portal, method, dispatch(fake, portal, method, params, token))
+    started = fake.state.clock.now()
+    outcome = dispatch(fake, portal, method, params, token)
+    limit = fake.config.rest_time_limit
+    if limit is not None and fake.state.clock.now() - started > limit:
+        _log(fake, portal, method, 504, "GATEWAY_TIMEOUT")
+        return gateway_timeout()
+    return _finish(fake, portal, method, outcome)
+
+
+def gateway_timeout() -> Response:
+    """What the cloud's front end answers when a request runs past its time limit."""
+    return Response("<html><head><title>504 Gateway Time-out</title></head><body>"
+                    "<h1>504 Gateway Time-out</h1></body></html>", 504, content_type="text/html")
 
 
 def _moved_or_missing(fake, domain: str, method_path: str) -> Response:
@@ -108,7 +129,11 @@ def _moved_or_missing(fake, domain: str, method_path: str) -> Response:
     member_id = fake.state.old_domains.get(domain)
     if member_id is None:
         return json_response({"error": "PORTAL_NOT_FOUND", "error_description": "Portal not found"}, 404)
-    location = f"{fake.state.portals[member_id].client_endpoint}{method_path}"
+    return _redirect(fake.state.portals[member_id].client_endpoint, method_path)
+
+
+def _redirect(rest_url: str, method_path: str) -> Response:
+    location = f"{rest_url}{method_path}"
     if request.query_string:
         location += "?" + request.query_string.decode()
     return Response(status=302, headers={"Location": location, **CORS_HEADERS})
@@ -167,7 +192,7 @@ def dispatch(fake, portal: Portal, method: str, params: dict, token: str | None)
         access = authenticate(fake, portal, token)
         _check_scope(fake, spec, access)
         _check_operation_limit(fake, portal, method)
-        result = spec.handler(Call(fake, portal, access, params, _batch_runner(fake, portal, token)))
+        result = spec.handler(Call(fake, portal, access, params, _batch_runner(fake, portal, token), start))
         return Outcome(result=result, time=time_block(start, fake.state.clock.now()), client_id=access.client_id)
     except RestError as error:
         return Outcome(error=error)

@@ -106,6 +106,12 @@ class FakeBitrix24:
             self.state.old_domains.pop(new_domain, None)
             portal.domain = new_domain
 
+    def redirect_rest(self, domain: str, rest_url: str) -> None:
+        """REST calls to ``domain`` answer 302 to ``rest_url`` + the method: a front end pointing
+        somewhere else (misconfigured, or a name taken over). Renames use ``rename_portal``."""
+        with self.state.lock:
+            self.state.rest_redirects[domain] = rest_url
+
     def add_app(self, client_id: str, client_secret: str, scope: str = DEFAULT_SCOPE) -> None:
         """Another app (e.g. to test biconnector ownership); installed on every portal."""
         with self.state.lock:

@@ -215,6 +215,7 @@ class State:
         self.apps: dict[str, App] = {main_app.client_id: main_app}
         self.portals: dict[str, Portal] = {}  # by member_id
         self.old_domains: dict[str, str] = {}  # renamed portals: old domain -> member_id
+        self.rest_redirects: dict[str, str] = {}  # domain -> where its REST API redirects (see redirect_rest)
         self.access_tokens: dict[str, AccessToken] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.auth_codes: dict[str, AuthCode] = {}
