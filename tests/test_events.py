@@ -13,7 +13,8 @@ def load(bitrix, member_id):
     with bitrix.session_factory() as session:
         portal = session.scalars(select(Portal).where(Portal.member_id == member_id)).one()
         token = session.scalars(select(PortalToken).where(PortalToken.portal_id == portal.id)).first()
-        history = list(session.scalars(select(PortalHistory.kind).where(PortalHistory.member_id == member_id)))
+        history = list(session.scalars(select(PortalHistory.kind).where(PortalHistory.member_id == member_id)
+                                       .order_by(PortalHistory.id)))
         session.expunge_all()
         return portal, token, history
 
