@@ -108,6 +108,7 @@ class Config:
 
 
 MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_SYMBOLS = 10  # a long key of few symbols ("aaaa…", "abcabc…") is still guessable
 SESSION_TOKEN_TTL_RANGE = (60, 3600)
 
 
@@ -144,10 +145,11 @@ def secret_keys(config: dict) -> list[str]:
 
 def secret_key_problems(config: dict) -> list[str]:
     keys = secret_keys(config)
-    if keys and all(len(key) >= MIN_SECRET_KEY_LENGTH for key in keys):
+    if keys and all(len(key) >= MIN_SECRET_KEY_LENGTH and len(set(key)) >= MIN_SECRET_KEY_SYMBOLS
+                    for key in keys):
         return []
-    return [f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters (each key, if several are "
-            "comma-separated); make one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\""]
+    return [f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} random characters (each key, if several "
+            "are comma-separated); make one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\""]
 
 
 def session_ttl_problems(config: dict) -> list[str]:

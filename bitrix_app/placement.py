@@ -38,7 +38,7 @@ _PATH = re.compile(r"^[A-Za-z0-9/._~-]*$")
 def open_tab():
     lang = normalize_lang(request.args.get("LANG"))
     bitrix = current_app.extensions["bitrix"]
-    user = authenticate_opening(bitrix, request.form, lang, client_network(request.remote_addr))
+    user = authenticate_opening(bitrix, request.form, lang, client_network(request.remote_addr), request.args)
     tokens = session_tokens()
     token = tokens.issue(_session_for(user, lang))
     page = render_template(

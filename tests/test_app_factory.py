@@ -1,4 +1,5 @@
 """The app factory, /healthz, error pages and the `flask db upgrade` deployment step."""
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ def test_unknown_page_is_an_html_404(client):
 def test_flask_db_upgrade_creates_the_schema(tmp_path):
     database = tmp_path / "fresh.db"
     env = {
-        "PATH": str(Path(sys.executable).parent), "SECRET_KEY": "k" * 32, "BITRIX_CLIENT_ID": "id",
+        "PATH": str(Path(sys.executable).parent), "SECRET_KEY": secrets.token_urlsafe(32), "BITRIX_CLIENT_ID": "id",
         "BITRIX_CLIENT_SECRET": "secret", "TOKEN_ENCRYPTION_KEYS": TokenCipher.generate_key(),
         "APP_PUBLIC_URL": "https://app.example.com", "DATABASE_URL": f"sqlite:///{database}", "ALLOW_SQLITE": "1",
     }

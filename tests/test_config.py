@@ -9,6 +9,7 @@ from bitrix_app import create_app
 from bitrix_app.config import ConfigError, ProductionConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+STRONG_KEY = "k3V9-pQx7_Lm2Zr8Tb4Wn6Yc1Hd5Jf0G"
 PRODUCTION_ENV = ("SECRET_KEY", "BITRIX_CLIENT_ID", "BITRIX_CLIENT_SECRET", "TOKEN_ENCRYPTION_KEYS",
                   "APP_PUBLIC_URL", "DATABASE_URL")
 
@@ -65,7 +66,7 @@ def production_config(**overrides) -> dict:
 
     config = {name: getattr(ProductionConfig, name) for name in dir(ProductionConfig) if name.isupper()}
     config.update(
-        SECRET_KEY="s" * 32, BITRIX_CLIENT_ID="app.example", BITRIX_CLIENT_SECRET="client-secret",
+        SECRET_KEY=STRONG_KEY, BITRIX_CLIENT_ID="app.example", BITRIX_CLIENT_SECRET="client-secret",
         TOKEN_ENCRYPTION_KEYS=[TokenCipher.generate_key()], APP_PUBLIC_URL="https://bi.example.com",
         BITRIX_OAUTH_SERVER="https://oauth.bitrix.info", BITRIX_ALLOW_INSECURE=False, BITRIX_TOKEN_METHOD="GET",
         SQLALCHEMY_DATABASE_URI="postgresql+psycopg://bitrix@db.example.com/bitrix", ALLOW_SQLITE=False,
@@ -121,8 +122,10 @@ def test_scripts_refuse_sqlite_through_the_same_validation(monkeypatch, tmp_path
 @pytest.mark.parametrize("overrides, setting", [
     ({"SECRET_KEY": "Qz7"}, "SECRET_KEY"),
     ({"SECRET_KEY": "Qz7" * 10 + "Q"}, "SECRET_KEY"),  # 31 characters
-    ({"SECRET_KEY": "s" * 32 + ",Qz7short"}, "SECRET_KEY"),
+    ({"SECRET_KEY": STRONG_KEY + ",Qz7short"}, "SECRET_KEY"),
     ({"SECRET_KEY": " , "}, "SECRET_KEY"),  # a list with no key in it
+    ({"SECRET_KEY": "s" * 40}, "SECRET_KEY"),  # long, but one symbol
+    ({"SECRET_KEY": "password" * 5}, "SECRET_KEY"),  # a word repeated
     ({"APP_PUBLIC_URL": "http://bi.example.com"}, "APP_PUBLIC_URL"),
     ({"BITRIX_OAUTH_SERVER": "http://oauth.bitrix.info"}, "BITRIX_OAUTH_SERVER"),
     ({"SESSION_TOKEN_TTL": 10**9}, "SESSION_TOKEN_TTL"),
@@ -139,7 +142,7 @@ def test_production_refuses_weak_settings_with_one_line_naming_the_setting(overr
 
 
 @pytest.mark.parametrize("overrides", [
-    {"SECRET_KEY": "s" * 32 + "," + "t" * 40},  # a list of keys, each long enough
+    {"SECRET_KEY": STRONG_KEY + "," + STRONG_KEY[::-1]},  # a list of keys, each strong enough
     {"SESSION_TOKEN_TTL": 60}, {"SESSION_TOKEN_TTL": 3600},
     {"APP_PUBLIC_URL": "http://127.0.0.1:5000", "BITRIX_OAUTH_SERVER": "http://127.0.0.1:5001",
      "BITRIX_ALLOW_INSECURE": True},

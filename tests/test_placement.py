@@ -149,6 +149,17 @@ def test_a_new_domain_in_the_iframe_post_is_checked_with_the_oauth_server(fake, 
     assert user.is_admin and user.user_id == installed_portal.admin.id
 
 
+def test_the_iframe_post_of_a_renamed_portal_is_framed_by_the_address_the_oauth_server_gives(
+        fake, installed_portal):
+    fake.rename_portal(installed_portal, "renamed.bitrix24.test")
+    fake.add_portal(domain="alpha.bitrix24.test")  # the old name no longer redirects
+
+    response = fake.open_app(installed_portal)
+
+    assert response.status_code == 200, response.text
+    assert frame_ancestors_of(response)[0] == "https://renamed.bitrix24.test"
+
+
 def test_a_forged_domain_in_the_iframe_post_changes_nothing(fake, installed_portal, bitrix):
     query, form = frame_request(fake, installed_portal, installed_portal.admin)
     query["DOMAIN"] = "evil.example"
