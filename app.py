@@ -12,6 +12,7 @@ from flask import Flask
 
 from bitrix_app import create_app, register_commands
 from bitrix_app.config import ConfigError, ProductionConfig, SandboxConfig
+from bitrix_app.services.crypto import TokenCipherError
 
 # gunicorn halts on this exit code of a worker ("App failed to load.") instead of restarting it forever.
 GUNICORN_APP_LOAD_ERROR = 4
@@ -49,7 +50,15 @@ def stop(error: ConfigError):
     raise SystemExit(GUNICORN_APP_LOAD_ERROR if "gunicorn" in sys.modules else 1)
 
 
-if _cli_command(sys.argv) == "sandbox":
+KEY_HINT = ("Make a key with: python -c \"from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())\"")
+
+if _asks_flask_for_help(sys.argv):
+    try:
+        app = create_app(ProductionConfig)
+    except (ConfigError, TokenCipherError):
+        app = command_listing_app()
+elif _cli_command(sys.argv) == "sandbox":
     from bitrix_app.sandbox.runner import sandbox_overrides
 
     app = create_app(SandboxConfig, sandbox_overrides())
@@ -57,6 +66,6 @@ else:
     try:
         app = create_app(ProductionConfig)
     except ConfigError as error:
-        if not _asks_flask_for_help(sys.argv):
-            stop(error)
-        app = command_listing_app()
+        stop(error)
+    except TokenCipherError as error:  # TOKEN_ENCRYPTION_KEYS holds something that is not a key
+        stop(ConfigError(f"{error} {KEY_HINT}"))

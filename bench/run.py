@@ -28,7 +28,7 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -74,7 +74,8 @@ class Sandbox:
 
     def __init__(self, database_url: str, latency: float = 0.0):
         self.fake = FakeBitrix24(CLIENT_ID, CLIENT_SECRET, app_url="http://127.0.0.1:9")
-        self.fake.flask_app.wsgi_app = NetworkLatency(self.fake.flask_app.wsgi_app, latency)
+        self.latency = NetworkLatency(self.fake.flask_app.wsgi_app, latency)
+        self.fake.flask_app.wsgi_app = self.latency
         self.fake.start()
         assert self.fake.config.rate_limit  # the point of the benchmark
         self.database_url = database_url
@@ -116,6 +117,27 @@ class Sandbox:
             for n in range(sources - 2)
         ]
         return portal, reply, source_ids
+
+    def add_portals(self, prefix: str, count: int, session_factory=None) -> list:
+        """`count` portals with the demo connector and its two sources, stored in one transaction
+        (in `session_factory`'s database: the growth scenario gives each size a database of its own)."""
+        session_factory = session_factory or self.session_factory
+        tokens = self.bitrix().tokens
+        portals = []
+        with session_factory() as session, session.begin():
+            for number in range(count):
+                domain = f"{prefix}{number:05}.r{self.round}.bitrix24.test"
+                portal = self.fake.add_portal(domain=domain)
+                reply = self.fake.issue_tokens(portal)
+                row = Portal(member_id=portal.member_id, domain=domain, client_endpoint=portal.client_endpoint,
+                             server_endpoint=reply["server_endpoint"], status=PortalStatus.ACTIVE,
+                             scope=reply["scope"])
+                session.add(row)
+                tokens.save_tokens(session, row, TokenSet(reply["access_token"], reply["refresh_token"],
+                                                          datetime.fromtimestamp(reply["expires"], timezone.utc)))
+                self.fake.seed_demo(portal)
+                portals.append(portal)
+        return portals
 
     def requests(self, portal) -> int:
         return self.fake.count_requests(portal)
@@ -437,6 +459,132 @@ def scenario_parallel_jobs(sandbox: Sandbox) -> list[Row]:
     return rows
 
 
+# --- scenario 5: per-call overhead of BitrixClient against a bare pooled requests call --------------------
+
+PROBE_RATE = 1_000_000.0  # our limiter still makes its reservation per call, but never waits
+
+
+def probe_child(settings, database_url, member_id, endpoint, calls):
+    """Median seconds per call: a bare pooled `requests` POST of the same body, and `client.call`,
+    interleaved so both see the same load. Runs in its own process."""
+    import statistics
+
+    from bitrix_app.services.rest import make_http_session
+
+    bitrix = Bitrix(settings, make_session_factory(make_engine(database_url))).for_jobs()
+    client = bitrix.client(member_id)
+    http = make_http_session()
+    token = bitrix.tokens.current(member_id).value
+
+    def bare():
+        response = http.post(endpoint + "user.admin", json={"auth": token}, timeout=(5, 60), allow_redirects=False)
+        assert response.json()["result"] is True
+
+    def ours():
+        assert client.call("user.admin") is True
+
+    bare_times, our_times = [], []
+    for number in range(calls + 20):  # the first 20 of each warm pools, caches and prepared statements
+        for work, times in ((bare, bare_times), (ours, our_times)):
+            started = time.perf_counter()
+            work()
+            if number >= 20:
+                times.append(time.perf_counter() - started)
+    return statistics.median(bare_times), statistics.median(our_times)
+
+
+def scenario_probe(sandbox: Sandbox, calls: int, backends: dict[str, str]) -> list[Row]:
+    """`backends`: label -> database URL ("redis" uses the sandbox database for tokens and REDIS_URL)."""
+    rows = []
+    # The fake answers at once (no simulated latency) and without its rate limit: the probe makes
+    # thousands of calls to one portal and measures what the client adds to each.
+    rate_limit, sandbox.fake.config.rate_limit = sandbox.fake.config.rate_limit, False
+    latency, sandbox.latency.seconds = sandbox.latency.seconds, 0.0
+    try:
+        for backend, database_url in backends.items():
+            redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14") if backend == "Redis" else None
+            engine = make_engine(database_url)
+            Base.metadata.create_all(engine)
+            [portal] = sandbox.add_portals(f"probe-{backend.lower()}-", 1, make_session_factory(engine))
+            for limited in (False, True):
+                if backend == "Redis" and not limited:
+                    continue  # without the limiter Redis plays no part: the database rows cover it
+                settings = replace(sandbox.settings, redis_url=redis_url,
+                                   rate_per_second=PROBE_RATE if limited else 0.0,
+                                   rate_burst=int(PROBE_RATE) if limited else 50)
+                bare, ours = in_child(probe_child, settings, database_url, portal.member_id,
+                                      portal.client_endpoint, calls)
+                limiter = f"shared limiter in {backend}" if limited else "no limiter"
+                rows.append(Row(f"5. one call, {backend}", f"BitrixClient, {limiter}", None, calls, 0,
+                                note=f"{ours * 1000:.2f} ms vs {bare * 1000:.2f} ms bare pooled requests: "
+                                     f"**{ours / bare:.2f} ×**"))
+    finally:
+        sandbox.fake.config.rate_limit, sandbox.latency.seconds = rate_limit, latency
+    return rows
+
+
+# --- scenario 6: how cost grows with the number of portals ---------------------------------------------
+
+def growth_child(settings, database_url, version, workers):
+    """The fleet plan over every portal in the database, streamed; returns what it cost."""
+    import resource
+
+    from sqlalchemy import event
+
+    from bitrix_app.services.plans import PlanRunner as Runner
+
+    engine = make_engine(database_url)
+    bitrix = Bitrix(settings, make_session_factory(engine)).for_jobs()
+    statements = {"app": 0, "limiter": 0}
+    event.listen(engine, "before_cursor_execute", lambda *_: statements.__setitem__("app", statements["app"] + 1))
+    event.listen(engine, "commit", lambda *_: statements.__setitem__("app", statements["app"] + 1))
+    store = bitrix.limiter.store if bitrix.limiter is not None else None
+    if store is not None and hasattr(store, "engine"):  # one checkout per reservation statement
+        event.listen(store.engine, "checkout",
+                     lambda *_: statements.__setitem__("limiter", statements["limiter"] + 1))
+    plan = parse_plan({"portals": "all", **{k: v for k, v in fleet_plan([], version).items() if k != "portals"}}, {})
+    runner = Runner(bitrix, plan)
+    counts: dict[str, int] = {}
+    requests = 0
+
+    def consume():
+        nonlocal requests
+        for report in runner.run(workers=workers):  # streamed: nothing kept per portal
+            counts[report.status] = counts.get(report.status, 0) + 1
+            requests += report.requests
+
+    wall, _ = timed(consume)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return wall, (counts, requests, statements, peak_rss_mb)
+
+
+def scenario_growth(sandbox: Sandbox, sizes: list[int], workers: int, latency: float, folder: str) -> list[Row]:
+    rows = []
+    for size in sizes:
+        database_url = f"sqlite:///{folder}/growth{size}-r{sandbox.round}.db"
+        engine = make_engine(database_url)
+        Base.metadata.create_all(engine)
+        portals = sandbox.add_portals(f"g{size}-", size, make_session_factory(engine))
+        engine.dispose()
+        members, logged = {portal.member_id for portal in portals}, len(sandbox.fake.requests_log)
+        cpu_before = time.process_time()  # this process is the fake (the plan runs in a child)
+        wall, (counts, requests, statements, rss) = in_child(growth_child, sandbox.settings, database_url, "g",
+                                                             workers)
+        fake_cpu = time.process_time() - cpu_before
+        entries = [entry for entry in sandbox.fake.requests_log[logged:]
+                   if entry["member_id"] in members and not entry["in_batch"]]
+        fake_requests, answers_503 = len(entries), sum(1 for entry in entries if entry["status"] == 503)
+        ideal = fake_requests * latency / workers
+        per_portal = (statements["app"] + statements["limiter"]) / size
+        rows.append(Row(f"6. growth, {size:,} portals, {workers} workers", "this project (streamed plan)", wall,
+                        fake_requests, answers_503, failed=size - counts.get("changed", 0),
+                        note=f"{wall / ideal:.2f} × the ideal {ideal:.1f} s; {per_portal:.1f} database round trips "
+                             f"per portal ({statements['app'] / size:.1f} app + {statements['limiter'] / size:.1f} "
+                             f"limiter); peak RSS {rss:.0f} MB; fake CPU {fake_cpu:.0f} s "
+                             f"({fake_cpu / wall:.2f} of one core)"))
+    return rows
+
+
 # --- report -----------------------------------------------------------------------------------------------
 
 def machine() -> str:
@@ -492,8 +640,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=16, help="worker pool in scenario 2")
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario; the table shows the median")
     parser.add_argument("--latency-ms", type=float, default=50, help="simulated network latency per REST request")
+    parser.add_argument("--growth", default="200,1000,5000", help="portal counts of the growth scenario ('' skips)")
+    parser.add_argument("--probe-calls", type=int, default=300, help="calls per variant in the per-call probe")
+    parser.add_argument("--probe-postgres", default=os.environ.get("BENCH_PROBE_POSTGRES_URL"),
+                        help="a PostgreSQL URL for the probe's PostgreSQL rows (skipped without one)")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="scenarios to run, e.g. 1,5")
     parser.add_argument("--output", default=str(Path(__file__).with_name("results.md")))
     options = parser.parse_args()
+    only = {int(number) for number in options.only.split(",") if number}
+    sizes = [int(size) for size in options.growth.split(",") if size]
 
     with tempfile.TemporaryDirectory() as folder:
         database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{folder}/bench.db"
@@ -503,13 +658,24 @@ def main() -> None:
         for repetition in range(options.repeat):
             sandbox.round = repetition
             print(f"run {repetition + 1} of {options.repeat}", file=sys.stderr)
-            runs.append(scenario_updates(sandbox, options.updates)
-                        + scenario_fleet(sandbox, options.portals, options.workers)
-                        + scenario_expired_token(sandbox)
-                        + scenario_parallel_jobs(sandbox))
+            rows = []
+            rows += scenario_updates(sandbox, options.updates) if 1 in only else []
+            rows += scenario_fleet(sandbox, options.portals, options.workers) if 2 in only else []
+            rows += scenario_expired_token(sandbox) if 3 in only else []
+            rows += scenario_parallel_jobs(sandbox) if 4 in only else []
+            if 5 in only:
+                backends = {"SQLite": sandbox.database_url}
+                if options.probe_postgres:
+                    backends["PostgreSQL"] = options.probe_postgres
+                backends["Redis"] = sandbox.database_url
+                rows += scenario_probe(sandbox, options.probe_calls, backends)
+            runs.append(rows)
+        growth = []
+        if 6 in only:  # once: 5,000 portals take minutes
+            growth = scenario_growth(sandbox, sizes, options.workers, options.latency_ms / 1000, folder)
         sandbox.fake.stop()
 
-    table = markdown(median_rows(runs))
+    table = markdown(median_rows(runs) + growth)
     backend = "Redis" if os.environ.get("REDIS_URL") else database_url.split(":", 1)[0].split("+")[0]
     report = "\n".join([
         f"# Benchmark results — {started:%Y-%m-%d %H:%M} UTC",

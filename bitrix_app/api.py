@@ -19,6 +19,7 @@ from .config import secret_keys
 from .connector import register_connectors
 from .gateway.databases import DatabaseService
 from .services.errors import BitrixError, Rejected
+from .services.history import CONNECTOR, SOURCE, Actor, EditConflict
 from .services.messages import explain, normalize_lang, text
 from .services.session_tokens import SessionTokenError, SessionTokens, TabSession
 from .services.tab import InvalidFields, TabService, Throttled, current_portal, reconfirmed
@@ -68,7 +69,7 @@ def session_tokens() -> SessionTokens:
 
 
 def service() -> TabService:
-    return TabService(current_app.extensions["bitrix"], g.tab_session)
+    return TabService(current_app.extensions["bitrix"], g.tab_session, Actor.user(g.tab_session.user_id, via="tab"))
 
 
 def lang() -> str:
@@ -131,6 +132,11 @@ def invalid_fields(exc: InvalidFields):
     return error_json(exc.status, exc.code, exc.description, fields=exc.fields(lang()))
 
 
+@bp.errorhandler(EditConflict)
+def edit_conflict(exc: EditConflict):
+    return error_json(exc.status, exc.code, exc.description, conflict=exc.conflict)
+
+
 @bp.errorhandler(Rejected)
 def rejected(exc: Rejected):
     response, status = error_json(exc.status, exc.code, exc.description)
@@ -186,6 +192,16 @@ def list_connectors():
     return jsonify(result=service().connectors())
 
 
+@bp.post("/connectors")
+def add_connector():
+    return jsonify(result=service().add_connector(json_body().get("fields"))), 201
+
+
+@bp.delete("/connectors/<connector_id>")
+def delete_connector(connector_id: str):
+    return jsonify(result=service().delete_connector(connector_id))
+
+
 @bp.get("/connectors/<connector_id>")
 def get_connector(connector_id: str):
     return jsonify(result=service().connector(connector_id))
@@ -193,12 +209,34 @@ def get_connector(connector_id: str):
 
 @bp.post("/connectors/<connector_id>")
 def update_connector(connector_id: str):
-    return jsonify(result=service().update_connector(connector_id, json_body().get("fields")))
+    body = json_body()
+    return jsonify(result=service().update_connector(connector_id, body.get("fields"), body.get("ifVersion")))
+
+
+@bp.get("/connectors/<connector_id>/history")
+def connector_history(connector_id: str):
+    return jsonify(result=service().history_of(CONNECTOR, connector_id))
 
 
 @bp.get("/sources")
 def list_sources():
     return jsonify(result=service().sources())
+
+
+@bp.post("/sources")
+def add_source():
+    return jsonify(result=service().add_source(json_body().get("fields"))), 201
+
+
+@bp.delete("/sources/<source_id>")
+def delete_source(source_id: str):
+    return jsonify(result=service().delete_source(source_id))
+
+
+@bp.post("/sources/<source_id>/check")
+def check_source(source_id: str):
+    """What Bitrix24 sees from the connector's urlCheck; the gateway's own sources ask the gateway."""
+    return jsonify(result=service().check_source(source_id, current_app.extensions["gateway"]))
 
 
 @bp.get("/sources/<source_id>")
@@ -208,7 +246,25 @@ def get_source(source_id: str):
 
 @bp.post("/sources/<source_id>")
 def update_source(source_id: str):
-    return jsonify(result=service().update_source(source_id, json_body().get("fields")))
+    body = json_body()
+    return jsonify(result=service().update_source(source_id, body.get("fields"), body.get("ifVersion")))
+
+
+@bp.get("/sources/<source_id>/history")
+def source_history(source_id: str):
+    return jsonify(result=service().history_of(SOURCE, source_id))
+
+
+@bp.post("/history/<change_id>/revert")
+def revert_change(change_id: str):
+    """Put back the old values of one change; answers the object as it is now."""
+    body = json_body() if request.get_data() else {}
+    return jsonify(result=service().revert(change_id, body.get("ifVersion"))["item"])
+
+
+@bp.get("/users")
+def search_users():
+    return jsonify(result=service().search_users(request.args.get("search", "")))
 
 
 @bp.get("/editors")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -151,3 +151,53 @@ class Database(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)  # bumped on every edit: caches, pools
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class ConnectorSecretSettings(Base):
+    """Which setting codes of one Bitrix24 connector hold secrets (values never shown), as an
+    administrator chose: `codes` are secret, `public_codes` are not; any other code follows the
+    default rule (services/secret_settings.py). Kept by the app, never sent to Bitrix24."""
+
+    __tablename__ = "connector_secret_settings"
+    __table_args__ = (UniqueConstraint("portal_id", "connector_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"), index=True)
+    connector_id: Mapped[int] = mapped_column(Integer)
+    codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    public_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class ChangeRecord(Base):
+    """One write the app made to a Bitrix24 connector or source: who, when, from where, and each
+    field's old and new value (secret values are never stored: "***" or None; services/history.py)."""
+
+    __tablename__ = "change_history"
+    __table_args__ = (Index("ix_change_history_object", "portal_id", "object_type", "object_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"), index=True)
+    object_type: Mapped[str] = mapped_column(String(16))  # "connector" | "source"
+    object_id: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16), default="update")  # update | create | delete | revert
+    actor_kind: Mapped[str] = mapped_column(String(8))  # user | cli | plan
+    actor_id: Mapped[int | None] = mapped_column(Integer)  # the Bitrix24 user id, for "user"
+    actor_name: Mapped[str] = mapped_column(String(255), default="")
+    via: Mapped[str] = mapped_column(String(8))  # tab | api | cli | plan
+    changes: Mapped[list[dict]] = mapped_column(JSON, default=list)  # [{field, old, new, secret}]
+    reverts_id: Mapped[int | None] = mapped_column(Integer)  # the change this one reverted
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
+class PortalUserName(Base):
+    """A portal user's name as `user.get` answered it, cached for "last change" and the editor list."""
+
+    __tablename__ = "portal_user_names"
+
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

@@ -17,7 +17,7 @@ from bitrix_app.services.session_tokens import RENEWAL_GRACE, SessionTokens, Tab
 from bitrix_app.services.validation import EndpointPolicy
 from tests.conftest import TabApi, bx24_auth, not_gateway
 
-SECRETS = ("demo-token-1", "demo-token-2", "wh1.demo.test", "wh2.demo.test", "5432", "5433")
+SECRETS = ("demo-token-1", "demo-token-2")  # the demo connector's `token` values; host and port are not secret
 
 
 @pytest.fixture
@@ -275,9 +275,35 @@ def test_secrets_are_never_returned(admin, reader, demo_portal):
         for secret in SECRETS:
             assert secret not in response.get_data(as_text=True)
     settings = responses[1].get_json()["result"]["settings"]
-    assert settings == [{"code": "host", "name": "Host", "type": "STRING", "isSet": True},
-                        {"code": "port", "name": "Port", "type": "INT", "isSet": True},
-                        {"code": "token", "name": "API token", "type": "STRING", "isSet": True}]
+    assert settings == [{"code": "host", "name": "Host", "type": "STRING", "secret": False, "isSet": True,
+                         "value": "wh1.demo.test"},
+                        {"code": "port", "name": "Port", "type": "INT", "secret": False, "isSet": True, "value": "5432"},
+                        {"code": "token", "name": "API token", "type": "STRING", "secret": True, "isSet": True}]
+    connector = admin.get(f"/connectors/{connector_id(demo_portal)}").get_json()["result"]
+    assert connector["secretSettings"] == ["token"]  # the default rule
+
+
+def test_administrators_choose_which_settings_are_secret(admin, reader, editor, demo_portal):
+    path = f"/connectors/{connector_id(demo_portal)}"
+    assert error_of(editor.post(path, json={"fields": {"secretSettings": []}})) == (403, "ADMIN_ONLY")
+    response = admin.post(path, json={"fields": {"secretSettings": ["host", "token"]}})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["result"]["changed"] == ["secretSettings"]
+    assert response.get_json()["result"]["item"]["secretSettings"] == ["host", "token"]
+    for tab in (admin, reader):
+        body = tab.get(f"/sources/{source_id(demo_portal)}").get_data(as_text=True)
+        assert "wh1.demo.test" not in body and "demo-token-1" not in body and '"value":"5432"' in body
+        assert "wh2.demo.test" not in tab.get("/sources").get_data(as_text=True)
+    # The choice stays the app's own: Bitrix24's connector is untouched.
+    assert "secretSettings" not in json.dumps(demo_portal.connectors[connector_id(demo_portal)])
+    assert error_of(admin.post(path, json={"fields": {"secretSettings": ["nope"]}})) == (400, "UNKNOWN_SETTING_CODE")
+    assert error_of(admin.post(path, json={"fields": {"secretSettings": "token"}})) == (
+        400, "VALIDATION_INVALID_FIELD_TYPE")
+    # A setting added later follows the default rule; the administrator's choices are kept.
+    settings = demo_portal.connectors[connector_id(demo_portal)]["settings"] + [
+        {"name": "Password", "code": "db_password", "type": "STRING"}]
+    updated = admin.post(path, json={"fields": {"settings": settings}}).get_json()["result"]["item"]
+    assert updated["secretSettings"] == ["host", "token", "db_password"]
 
 
 def test_readers_can_read(reader, demo_portal):
@@ -387,7 +413,8 @@ def test_unchanged_source_is_not_sent(admin, demo_portal, fake, sent):
 def test_failing_connector_check_is_explained(admin, demo_portal):
     response = admin.post(f"/sources/{source_id(demo_portal)}", json={"fields": {"settings": {"token": "bad"}}})
     assert error_of(response) == (502, "SOURCE_UPDATE_CONNECTION_ERROR")
-    assert "check URL did not answer" in response.get_json()["error_description"]
+    description = response.get_json()["error_description"]
+    assert "did not answer" in description and "error status" in description and "Test connection" in description
     stored = {s["code"]: s["value"] for s in demo_portal.sources[source_id(demo_portal)]["settings"]}
     assert stored["token"] == "demo-token-1"
 
@@ -748,3 +775,139 @@ def test_address_refusals_are_explained_in_russian(open_tab, demo_portal, dns):
     admin = open_tab(demo_portal, lang="ru")
     response = admin.post(f"/connectors/{connector_id(demo_portal)}", json={"fields": {"urlCheck": "http://10.0.0.5/"}})
     assert "публичный хост" in response.get_json()["fields"][0]["message"]
+
+
+# --- creating, deleting and testing connectors and sources ------------------------------------
+
+def custom_connector_fields(fake, **overrides) -> dict:
+    base = f"{fake.url}/_demo_connector"
+    return {"title": "Partner warehouse", "logo": "https://partner.test/logo.svg", "urlCheck": f"{base}/check",
+            "urlData": f"{base}/data", "urlTableList": f"{base}/table_list",
+            "urlTableDescription": f"{base}/table_description",
+            "settings": [{"name": "Host", "code": "host", "type": "STRING"},
+                         {"name": "API token", "code": "token", "type": "STRING"}], **overrides}
+
+
+def test_an_administrator_creates_a_custom_connector_and_a_source_on_it(admin, fake, demo_portal):
+    response = admin.post("/connectors", json={"fields": custom_connector_fields(fake)})
+    assert response.status_code == 201, response.get_json()
+    connector = response.get_json()["result"]
+    assert connector["title"] == "Partner warehouse" and connector["secretSettings"] == ["token"]
+    assert demo_portal.connectors[connector["id"]]["urlCheck"].endswith("/_demo_connector/check")
+    response = admin.post("/sources", json={"fields": {
+        "connectorId": connector["id"], "title": "Partner A", "description": "", "active": True, "code": "",
+        "settings": {"host": "a.partner.test", "token": "partner-secret"}}})
+    assert response.status_code == 201, response.get_json()
+    source = response.get_json()["result"]
+    assert "partner-secret" not in json.dumps(source)
+    assert {row["code"]: row.get("value") for row in source["settings"]} == {"host": "a.partner.test", "token": None}
+    assert demo_portal.sources[source["id"]]["title"] == "Partner A"
+    # Bitrix24 called urlCheck with the settings before creating it.
+    assert fake.state.outbound_calls[-1]["form"]["connection[token]"] == "partner-secret"
+
+
+def test_creating_validates_first_and_changes_nothing(admin, editor, fake, demo_portal, dns):
+    before = (dict(demo_portal.connectors), dict(demo_portal.sources))
+    assert error_of(editor.post("/connectors", json={"fields": custom_connector_fields(fake)})) == (403, "ADMIN_ONLY")
+    response = admin.post("/connectors", json={"fields": {"title": "Only a title"}})
+    assert error_of(response) == (400, "VALIDATION_REQUIRED_FIELD_MISSING")
+    assert {"logo", "urlCheck", "settings"} <= {item["field"] for item in response.get_json()["fields"]}
+    inner = custom_connector_fields(fake, urlCheck="https://db.corp.test/check")
+    assert error_of(admin.post("/connectors", json={"fields": inner})) == (400, "ADDRESS_NOT_ALLOWED")
+    assert error_of(admin.post("/sources", json={"fields": {"title": "No connector"}}))[0] == 400
+    response = admin.post("/sources", json={"fields": {"connectorId": connector_id(demo_portal), "title": "X",
+                                                       "settings": {}, "active": False, "code": "mine"}})
+    assert error_of(response) == (400, "VALIDATION_READ_ONLY_FIELD")
+    assert {item["field"] for item in response.get_json()["fields"]} == {"active", "code"}
+    response = admin.post("/sources", json={"fields": {"connectorId": connector_id(demo_portal), "title": "X",
+                                                       "settings": {"nope": "1", "port": "x"}}})
+    assert error_of(response) == (400, "UNKNOWN_SETTING_CODE")
+    assert {item["field"] for item in response.get_json()["fields"]} == {"settings.nope", "settings.port"}
+    assert error_of(admin.post("/sources", json={"fields": {"connectorId": 999, "title": "X", "settings": {}}})) == (
+        404, "CONNECTOR_NOT_FOUND")
+    assert (dict(demo_portal.connectors), dict(demo_portal.sources)) == before
+
+
+def test_a_source_whose_check_fails_is_not_created_and_the_refusal_names_every_cause(editor, demo_portal):
+    count = len(demo_portal.sources)
+    response = editor.post("/sources", json={"fields": {"connectorId": connector_id(demo_portal), "title": "Bad",
+                                                        "settings": {"host": "h", "port": "1", "token": "bad"}}})
+    assert error_of(response) == (502, "SOURCE_CREATE_CONNECTION_ERROR")
+    description = response.get_json()["error_description"]
+    assert "did not answer" in description and "error status" in description and "empty body" in description
+    assert len(demo_portal.sources) == count
+
+
+def test_deleting_a_connector_explains_bitrix24s_refusal_then_deletes(admin, editor, fake, demo_portal):
+    connector = admin.post("/connectors", json={"fields": custom_connector_fields(fake)}).get_json()["result"]
+    source = admin.post("/sources", json={"fields": {"connectorId": connector["id"], "title": "Partner A",
+                                                     "settings": {"host": "h", "token": "t"}}}).get_json()["result"]
+    assert error_of(editor.delete(f"/connectors/{connector['id']}")) == (403, "ADMIN_ONLY")
+    response = admin.delete(f"/connectors/{connector['id']}")
+    assert error_of(response) == (409, "CONNECTOR_DELETE_RESTRICTED")
+    assert "Delete the connector's sources first" in response.get_json()["error_description"]
+    assert editor.delete(f"/sources/{source['id']}").get_json() == {"result": {"deleted": source["id"]}}
+    assert admin.delete(f"/connectors/{connector['id']}").get_json() == {"result": {"deleted": connector["id"]}}
+    assert connector["id"] not in demo_portal.connectors and source["id"] not in demo_portal.sources
+    assert error_of(admin.delete(f"/connectors/{connector['id']}")) == (404, "CONNECTOR_NOT_FOUND")
+
+
+def test_a_source_used_by_datasets_is_kept_with_a_sentence(fake, editor, demo_portal):
+    fake.seed_table(demo_portal, source_id(demo_portal))
+    response = editor.delete(f"/sources/{source_id(demo_portal)}")
+    assert error_of(response) == (409, "SOURCE_IN_USE")
+    assert "Delete those datasets in BI Builder first" in response.get_json()["error_description"]
+    assert source_id(demo_portal) in demo_portal.sources
+
+
+def test_the_gateways_own_connectors_are_not_deleted_here(open_tab, installed_portal):
+    admin = open_tab(installed_portal)
+    gateway = [item for item in admin.get("/connectors").get_json()["result"] if item not in not_gateway([item])]
+    assert gateway
+    response = admin.delete(f"/connectors/{gateway[0]['id']}")
+    assert error_of(response) == (409, "GATEWAY_CONNECTOR")
+    assert "remove the database" in response.get_json()["error_description"]
+    assert gateway[0]["id"] in installed_portal.connectors
+    response = admin.post("/sources", json={"fields": {"connectorId": gateway[0]["id"], "title": "X", "settings": {}}})
+    assert error_of(response) == (409, "GATEWAY_CONNECTOR")
+
+
+def test_test_connection_shows_what_bitrix24_saw(editor, reader, demo_portal, fake):
+    response = editor.post(f"/sources/{source_id(demo_portal)}/check")
+    assert response.get_json()["result"] == {
+        "ok": True, "outcome": "ok", "status": 200,
+        "message": "The connector's check URL accepted the connection: Bitrix24 can use this source."}
+    check = fake.state.outbound_calls[-1]
+    assert check["kind"] == "url_check" and check["form"]["connection[token]"] == "demo-token-1"  # stored values
+    assert demo_portal.sources[source_id(demo_portal)]["title"] == "Main warehouse"
+    demo_portal.sources[source_id(demo_portal)]["settings"][2]["value"] = "bad"  # the endpoint now answers 403
+    result = editor.post(f"/sources/{source_id(demo_portal)}/check").get_json()["result"]
+    assert result["ok"] is False and result["outcome"] == "refused"  # Bitrix24 does not say which cause
+    assert "error status" in result["message"] and "did not answer" in result["message"]
+    assert error_of(reader.post(f"/sources/{source_id(demo_portal)}/check")) == (403, "READ_ONLY")
+    assert error_of(editor.post("/sources/999/check")) == (404, "SOURCE_NOT_FOUND")
+
+
+def test_test_connection_in_russian(open_tab, demo_portal):
+    result = open_tab(demo_portal, lang="ru").post(f"/sources/{source_id(demo_portal)}/check").get_json()["result"]
+    assert result["outcome"] == "ok" and "принял подключение" in result["message"]
+
+
+def test_test_connection_of_a_gateway_source_asks_the_gateway(open_tab, installed_portal, gateway_sqlite_dir, fake):
+    import sqlite3
+
+    path = gateway_sqlite_dir / "check-me.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS items (id INTEGER)")
+    admin = open_tab(installed_portal)
+    added = admin.post("/databases", json={"kind": "sqlite", "title": "Check me", "database": "check-me.db"})
+    assert added.status_code == 201, added.get_json()
+    source = added.get_json()["result"]["sourceId"]
+    fake.clear_outbound_calls()
+    assert admin.post(f"/sources/{source}/check").get_json()["result"]["outcome"] == "ok"
+    assert fake.outbound_calls == []  # the gateway answered directly, Bitrix24 was not asked
+    path.unlink()
+    result = admin.post(f"/sources/{source}/check").get_json()["result"]
+    assert result["outcome"] == "error_status" and result["status"] == 502 and result["ok"] is False
+    assert "(502)" in result["message"]
+    assert error_of(admin.delete(f"/sources/{source}")) == (409, "GATEWAY_SOURCE")

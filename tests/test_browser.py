@@ -1,5 +1,7 @@
 """End to end in a real headless Chromium: the sandbox portal page installs the app, opens its
-tab in the `app-frame` iframe, and a person edits a connector and a source there.
+tab in the `app-frame` iframe, and a person edits a connector and a source there: with the mouse and
+with the keyboard only, at 420 px, read-only, through conflicts, history and reverts, creating and
+deleting. Screenshots for the README go to docs/, the others to test-artifacts/.
 
 Needs Debian's chromium and chromedriver (/usr/bin); the run fails, not skips, without them.
 """
@@ -13,10 +15,13 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from bitrix_app.models import Portal, PortalStatus
 from bitrix_app.sandbox.demo_data import create_demo_database
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -79,10 +84,62 @@ def screenshot(driver, name: str, height: int = 1000, folder: Path = ARTIFACTS) 
     driver.set_window_size(1280, 1000)
 
 
+@pytest.fixture(autouse=True)
+def fresh_log(browser):
+    """What earlier tests left in the browser's log is theirs."""
+    browser.get_log("browser")
+
+
 def browser_errors(driver) -> list[str]:
     """JavaScript errors and CSP violations logged by the page (the fake's own page excluded)."""
     return [entry["message"] for entry in driver.get_log("browser")
             if entry["level"] == "SEVERE" and "favicon" not in entry["message"]]
+
+
+def into_frame(driver) -> None:
+    driver.switch_to.default_content()
+    driver.switch_to.frame("app-frame")
+
+
+def in_view(driver, element) -> bool:
+    """Whether `element` (inside the frame) is inside the frame's viewport, and the frame inside the page's."""
+    rect = driver.execute_script("var r = arguments[0].getBoundingClientRect(); "
+                                 "return [r.top, r.bottom, window.innerHeight];", element)
+    inside_frame = rect[0] >= 0 and rect[1] <= rect[2] + 1
+    driver.switch_to.default_content()
+    frame = driver.execute_script("var r = document.getElementById('app-frame').getBoundingClientRect(); "
+                                  "return [r.top, r.bottom, window.innerHeight];")
+    driver.switch_to.frame("app-frame")
+    return inside_frame and frame[0] + rect[0] >= 0 and frame[0] + rect[1] <= frame[2] + 1
+
+
+def settle(driver) -> None:
+    """Wait until the frame's height stops changing (tab.js resizes it a moment after the content changed)."""
+    def unchanged(d):
+        before = d.execute_script("return window.innerHeight")
+        d.execute_script("return new Promise(function (done) { setTimeout(done, 150); })")
+        return d.execute_script("return window.innerHeight") == before
+    wait(driver, unchanged)
+
+
+def dialog(driver, selector: str = "#confirm-dialog"):
+    return wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, f"{selector}[open]"))
+
+
+def no_dialog(driver) -> bool:
+    return driver.find_elements(By.CSS_SELECTOR, "dialog[open]") == []
+
+
+def labelled(driver, label: str):
+    return wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, f'[aria-label="{label}"]'))
+
+
+def active(driver):
+    return driver.switch_to.active_element
+
+
+def press(driver, *keys) -> None:
+    ActionChains(driver).send_keys(*keys).perform()
 
 
 def test_admin_installs_the_app_and_edits_a_connector_and_a_source(browser, fake, portal):
@@ -93,23 +150,36 @@ def test_admin_installs_the_app_and_edits_a_connector_and_a_source(browser, fake
     wait(browser, lambda driver: "view=app" in driver.current_url)
     assert portal.installed
     enter_tab(browser)
-    assert "Demo warehouse" in browser.find_element(By.CSS_SELECTOR, ".connector-card").text
-    assert [item.text.split("\n")[0] for item in browser.find_elements(By.CSS_SELECTOR, ".source-title")] == [
+    card = browser.find_element(By.CSS_SELECTOR, f'[data-connector-id="{demo["connector_id"]}"]')
+    assert "Demo warehouse" in card.text
+    assert [item.text for item in card.find_elements(By.CSS_SELECTOR, ".source-title")] == [
         "Backup warehouse", "Main warehouse"]
+    assert [badge.text for badge in card.find_elements(By.CSS_SELECTOR, ".source-item .badge")] == ["Active", "Active"]
 
     # Connector: new title; settings table: rename a row, add one, move it up.
-    browser.find_element(By.CSS_SELECTOR, ".connector-card .card-head button").click()
-    replace_text(visible(browser, "#c-title"), "Warehouse (edited)")
+    labelled(browser, "Edit connector Demo warehouse").click()
+    title = visible(browser, "#c-title")
+    assert active(browser) == title  # focus moved into the editor
+    replace_text(title, "Warehouse (edited)")
     rows = browser.find_elements(By.CSS_SELECTOR, "#settings-rows tr")
     assert len(rows) == 3
     replace_text(rows[0].find_element(By.NAME, "setting-name"), "Host name")
     browser.find_element(By.CSS_SELECTOR, '[data-action="add-setting"]').click()
     new_row = browser.find_elements(By.CSS_SELECTOR, "#settings-rows tr")[-1]
+    assert active(browser) == new_row.find_element(By.NAME, "setting-name")
     new_row.find_element(By.NAME, "setting-name").send_keys("Database")
     new_row.find_element(By.NAME, "setting-code").send_keys("database")
+    assert new_row.find_element(By.CSS_SELECTOR, '[data-action="up"]').get_attribute("aria-label") == "Move parameter 4 up"
     new_row.find_element(By.CSS_SELECTOR, '[data-action="up"]').click()
-    save_and_wait(browser, "#connector-form")
-    screenshot(browser, "tab.png", height=1760)  # the whole editor, for the README
+    # The save bar stays on screen while the form is scrolled to its top, and the toast shows after saving.
+    browser.execute_script("window.scrollTo(0, 0)")
+    save = browser.find_element(By.CSS_SELECTOR, "#connector-form button[type=submit]")
+    assert save.text == "Save connector" and in_view(browser, save)
+    save.click()
+    notice = visible(browser, "#notice.notice-success")
+    assert notice.text.startswith("Saved") and in_view(browser, notice)
+    screenshot(browser, "tab.png", height=900, folder=DOCS)  # the editor with its save bar and toast, for the README
+    into_frame(browser)
 
     stored = portal.connectors[demo["connector_id"]]
     assert stored["title"] == "Warehouse (edited)"
@@ -121,20 +191,48 @@ def test_admin_installs_the_app_and_edits_a_connector_and_a_source(browser, fake
     ]
 
     # Client-side validation: an invalid URL is shown next to its field and nothing is sent.
-    browser.switch_to.frame("app-frame")
     replace_text(browser.find_element(By.ID, "c-urlData"), "ftp://nowhere")
     browser.find_element(By.CSS_SELECTOR, "#connector-form button[type=submit]").click()
     assert "http" in visible(browser, '[data-field="urlData"] .field-error').text
+    assert active(browser) == browser.find_element(By.ID, "c-urlData")
     assert portal.connectors[demo["connector_id"]]["urlData"].startswith("http")
 
-    # Source: the secret is not shown; typing a new value replaces it.
+    # In the settings table an error marks its own row only, and the focus goes there.
+    code = browser.find_elements(By.CSS_SELECTOR, "#settings-rows tr.setting-row")[2].find_element(By.NAME, "setting-code")
+    replace_text(code, "host")
+    replace_text(browser.find_element(By.ID, "c-urlData"), stored["urlData"])
+    browser.find_element(By.CSS_SELECTOR, "#connector-form button[type=submit]").click()
+    error = visible(browser, "#settings-rows tr.row-error .field-error")
+    assert error.text == "This code is used twice."
+    assert active(browser) == code and code.get_attribute("aria-invalid") == "true"
+    assert [row.get_attribute("class") for row in browser.find_elements(By.CSS_SELECTOR, "#settings-rows tr")] == [
+        "setting-row", "setting-row", "setting-row", "row-error", "setting-row"]
+    assert browser.find_elements(By.CSS_SELECTOR, "#settings-rows .invalid") == [code.find_element(By.XPATH, "..")]
+    assert "invalid" not in browser.find_element(By.CSS_SELECTOR, '#connector-form [data-field="settings"]').get_attribute("class")
+    screenshot(browser, "tab-row-error.png")
+    into_frame(browser)
+
+    # Unsaved edits: "Back" asks first; "Keep editing" stays, Esc asks again, "Discard" goes back.
     browser.find_element(By.CSS_SELECTOR, '#connector-editor [data-action="back"]').click()
-    main_source = browser.find_element(By.CSS_SELECTOR, f'[data-source-id="{demo["source_ids"][0]}"] button')
-    main_source.click()
+    question = dialog(browser)
+    assert "Discard your changes?" in question.text
+    assert active(browser).text == "Keep editing"
+    question.find_element(By.CSS_SELECTOR, '[data-answer="no"]').click()
+    assert no_dialog(browser) and shown(browser, "#connector-editor")
+    press(browser, Keys.ESCAPE)
+    dialog(browser).find_element(By.CSS_SELECTOR, '[data-answer="yes"]').click()
+    visible(browser, ".connector-card")
+    wait(browser, lambda d: active(d).get_attribute("aria-label") == "Edit connector Warehouse (edited)")
+    assert portal.connectors[demo["connector_id"]]["settings"][2]["code"] == "database"
+
+    # Source: the secret is not shown, other values are; typing a new value replaces the secret.
+    labelled(browser, "Edit source Main warehouse").click()
     token_input = visible(browser, '[data-code="token"]')
-    assert token_input.get_attribute("value") == ""
-    assert "Value is set" in token_input.get_attribute("placeholder")
+    assert token_input.get_attribute("value") == "" and token_input.get_attribute("type") == "password"
+    assert "A value is set" in token_input.get_attribute("placeholder")
+    assert browser.find_element(By.CSS_SELECTOR, '[data-code="host"]').get_attribute("value") == "wh1.demo.test"
     assert "demo-token-1" not in browser.page_source
+    assert browser.find_element(By.CSS_SELECTOR, '#source-editor [data-bind="active"]').text == "Active"
     token_input.send_keys("rotated-token-42")
     save_and_wait(browser, "#source-form")
     values = {row["code"]: row["value"] for row in portal.sources[demo["source_ids"][0]]["settings"]}
@@ -142,26 +240,146 @@ def test_admin_installs_the_app_and_edits_a_connector_and_a_source(browser, fake
     # The form is rebuilt from the server's answer: the typed secret is gone, the value shows as set.
     assert visible(browser, '[data-code="token"]').get_attribute("value") == ""
 
-    browser.find_element(By.CSS_SELECTOR, '#source-editor [data-action="back"]').click()
+    # Nothing unsaved now: Esc closes the editor without asking, and the focus is back on the source.
+    press(browser, Keys.ESCAPE)
     visible(browser, ".connector-card")
+    assert no_dialog(browser)
+    assert active(browser).get_attribute("aria-label") == "Edit source Main warehouse"
     screenshot(browser, "tab-list.png")
     assert browser_errors(browser) == []
 
 
-def test_a_regular_user_sees_the_tab_read_only(browser, fake, installed_portal):
+def test_a_regular_user_sees_values_as_text(browser, fake, installed_portal):
     demo = fake.seed_demo(installed_portal)
     reader = installed_portal.add_user("Olga Reader")
     browser.get(f"{installed_portal.page_url}?user={reader.id}&view=app")
     enter_tab(browser)
     assert visible(browser, "#read-only-banner")
     assert browser.find_elements(By.ID, "editors-panel") == []
-    browser.find_element(By.CSS_SELECTOR, ".connector-card .card-head button").click()
-    title = visible(browser, "#c-title")
-    assert title.get_attribute("disabled") and title.get_attribute("value") == "Demo warehouse"
-    assert not browser.find_element(By.CSS_SELECTOR, "#connector-form button[type=submit]").is_displayed()
-    assert not browser.find_element(By.CSS_SELECTOR, '[data-action="add-setting"]').is_displayed()
-    screenshot(browser, "tab-read-only.png")
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-action="delete-connector"], [data-action="test-source"]')
+    labelled(browser, "View connector Demo warehouse").click()
+    heading = visible(browser, "#c-heading")
+    assert active(browser) == heading
+    editor = browser.find_element(By.ID, "connector-editor")
+    assert [field for field in editor.find_elements(By.CSS_SELECTOR, "input, textarea, select") if field.is_displayed()] == []
+    assert "Demo warehouse" in browser.find_element(By.CSS_SELECTOR, '[data-field="title"] .read-value').text
+    assert [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#settings-rows tr:first-child .read-value")] == [
+        "Host", "host", "STRING"]
+    assert not shown(browser, "#connector-form button[type=submit]")
+    assert not shown(browser, '[data-action="add-setting"]')
+    screenshot(browser, "tab-read-only.png", folder=DOCS)
+    into_frame(browser)
+    press(browser, Keys.ESCAPE)
+    labelled(browser, "View source Main warehouse").click()
+    visible(browser, "#source-settings .read-value")
+    values = [value.text for value in browser.find_elements(By.CSS_SELECTOR, "#source-settings .read-value")]
+    assert values == ["wh1.demo.test", "5432", "Set (secret, not shown)"]
     assert installed_portal.connectors[demo["connector_id"]]["title"] == "Demo warehouse"
+    assert browser_errors(browser) == []
+
+
+def test_keyboard_only_editing(browser, fake, installed_portal):
+    demo = fake.seed_demo(installed_portal)
+    browser.get(f"{installed_portal.page_url}?user={installed_portal.admin.id}&view=app")
+    enter_tab(browser)
+    browser.find_element(By.ID, "list-search").click()
+    for _ in range(30):  # Tab from the search box to the connector's edit button
+        press(browser, Keys.TAB)
+        if active(browser).get_attribute("aria-label") == "Edit connector Demo warehouse":
+            break
+    edit = active(browser)
+    assert edit.get_attribute("aria-label") == "Edit connector Demo warehouse"
+    assert edit.value_of_css_property("outline-style") == "solid"  # visible focus
+    press(browser, Keys.ENTER)
+    title = visible(browser, "#c-title")
+    assert active(browser) == title
+    press(browser, Keys.END, " (keyboard)", Keys.ENTER)  # Enter in a field submits the form
+    assert visible(browser, "#notice.notice-success").text.startswith("Saved")
+    assert installed_portal.connectors[demo["connector_id"]]["title"] == "Demo warehouse (keyboard)"
+    # The upload button shows its focus too.
+    upload = browser.find_element(By.ID, "c-logo-file")
+    browser.execute_script("arguments[0].focus()", upload)
+    label = upload.find_element(By.XPATH, "..")
+    assert label.value_of_css_property("outline-style") == "solid"
+    press(browser, Keys.ESCAPE)
+    visible(browser, ".connector-card")
+    assert active(browser).get_attribute("aria-label") == "Edit connector Demo warehouse (keyboard)"
+    assert browser_errors(browser) == []
+
+
+def test_the_tab_at_420_px(browser, fake, installed_portal):
+    fake.seed_demo(installed_portal)
+    browser.get(f"{installed_portal.page_url}?user={installed_portal.admin.id}&view=app")
+    browser.execute_script("document.getElementById('app-frame').style.maxWidth = '420px'")
+    enter_tab(browser)
+    assert browser.execute_script("return window.innerWidth") == 420
+
+    def layout_is_readable(root_selector: str) -> None:
+        root = browser.find_element(By.CSS_SELECTOR, root_selector)
+        widths = {field.get_attribute("id") or field.get_attribute("name"): field.size["width"]
+                  for field in root.find_elements(By.CSS_SELECTOR, "input:not([type=checkbox]):not([type=file]), select, textarea")
+                  if field.is_displayed()}
+        assert widths and min(widths.values()) >= 150, widths
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")  # nothing clipped
+
+    layout_is_readable("#list-view")
+    screenshot(browser, "tab-narrow-list.png")
+    into_frame(browser)
+    labelled(browser, "Edit connector Demo warehouse").click()
+    visible(browser, "#c-title")
+    layout_is_readable("#connector-editor")
+    row = browser.find_element(By.CSS_SELECTOR, "#settings-rows tr.setting-row")
+    assert row.value_of_css_property("display") == "block"  # the settings table stacks
+    browser.execute_script("arguments[0].scrollIntoView()", row)
+    screenshot(browser, "tab-narrow.png", height=900, folder=DOCS)
+    into_frame(browser)
+    assert browser_errors(browser) == []
+
+
+def test_search_filter_and_collapsed_sources(browser, fake, installed_portal):
+    demo = fake.seed_demo(installed_portal)
+    for number in range(1, 7):
+        shop = fake.seed_source(installed_portal, {"title": f"Shop {number}", "connectorId": demo["connector_id"]})
+        installed_portal.sources[shop]["active"] = number != 3
+    browser.get(f"{installed_portal.page_url}?user={installed_portal.admin.id}&view=app")
+    enter_tab(browser)
+    card = browser.find_element(By.CSS_SELECTOR, f'[data-connector-id="{demo["connector_id"]}"]')
+    assert len(card.find_elements(By.CSS_SELECTOR, ".source-item")) == 5  # 8 sources, collapsed
+    toggle = card.find_element(By.CSS_SELECTOR, '[data-action="expand-sources"]')
+    assert toggle.get_attribute("aria-expanded") == "false"
+    assert toggle.get_attribute("aria-label") == "Show all 8 sources of Demo warehouse"
+    toggle.click()
+    card = browser.find_element(By.CSS_SELECTOR, f'[data-connector-id="{demo["connector_id"]}"]')
+    assert len(card.find_elements(By.CSS_SELECTOR, ".source-item")) == 8
+    assert active(browser).get_attribute("aria-expanded") == "true"
+
+    browser.find_element(By.ID, "list-search").send_keys("shop")
+    titles = [item.text for item in browser.find_elements(By.CSS_SELECTOR, ".source-title")]
+    assert titles == [f"Shop {n}" for n in range(1, 7)]
+    Select(browser.find_element(By.ID, "list-active")).select_by_value("inactive")
+    assert [item.text for item in browser.find_elements(By.CSS_SELECTOR, ".source-title")] == ["Shop 3"]
+    assert browser.find_element(By.ID, "filter-status").text == "Shown: 1 of 8 sources"
+    Select(browser.find_element(By.ID, "list-active")).select_by_value("")
+    replace_text(browser.find_element(By.ID, "list-search"), "no such thing")
+    assert "Nothing matches" in browser.find_element(By.ID, "connector-list").text
+    browser.find_element(By.ID, "list-search").clear()
+    browser.find_element(By.ID, "list-search").send_keys(Keys.BACKSPACE)
+    Select(browser.find_element(By.ID, "list-connector")).select_by_visible_text("Demo warehouse")
+    assert [c.get_attribute("data-connector-id") for c in browser.find_elements(By.CSS_SELECTOR, ".connector-card")] == [
+        str(demo["connector_id"])]
+
+    # The list keeps its scroll position and focus when the editor closes.
+    settle(browser)  # the frame has its new height
+    last = labelled(browser, "Edit source Shop 6")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", last)
+    scrolled = browser.execute_script("return window.scrollY")
+    browser.execute_script("arguments[0].click()", last)  # where it is (a WebDriver click scrolls first)
+    visible(browser, "#s-title")
+    assert browser.execute_script("return window.scrollY") == 0
+    press(browser, Keys.ESCAPE)
+    visible(browser, ".connector-card")
+    assert browser.execute_script("return window.scrollY") == scrolled
+    assert active(browser).get_attribute("aria-label") == "Edit source Shop 6"
     assert browser_errors(browser) == []
 
 
@@ -217,7 +435,11 @@ def database_item(driver):
 
 
 def action(root, name: str):
-    return root.find_element(By.CSS_SELECTOR, f'[data-action="{name}"]')
+    """The element with `data-action=name`, scrolled to the middle of the frame: WebDriver's own scrolling
+    would leave it under the editor's save bar, which stays on screen."""
+    element = root.find_element(By.CSS_SELECTOR, f'[data-action="{name}"]')
+    element.parent.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    return element
 
 
 def shown(driver, selector: str) -> bool:
@@ -241,10 +463,11 @@ def test_admin_adds_tests_edits_and_deletes_a_database(browser, fake, installed_
     open_as(browser, portal, portal.admin)
 
     # Empty state: what it does, and "Add a database" as the first step.
-    empty = visible(browser, "#database-list .empty-state")
-    assert "No databases yet" in empty.text
+    empty = visible(browser, "#welcome .welcome")
+    assert "Bring your company's data into BI Builder" in empty.text
+    assert not shown(browser, "#databases-panel")  # the welcome offers its first step
     assert not shown(browser, "#database-add")
-    action(empty, "add-database").click()
+    action(empty, "welcome-add-database").click()
 
     # The editor opens with the focus on its first field; the kinds come from the page config.
     kind = visible(browser, "#d-kind")
@@ -262,7 +485,7 @@ def test_admin_adds_tests_edits_and_deletes_a_database(browser, fake, installed_
     Select(kind).select_by_value("sqlite")
     for name in ("host", "port", "user", "password", "tlsMode"):
         assert not shown(browser, f"#d-{name}"), name
-    assert browser.find_element(By.CSS_SELECTOR, 'label[for="d-database"]').text == "File name"
+    assert browser.find_element(By.CSS_SELECTOR, 'label[for="d-database"]').text == "File name *"  # required
     assert not shown(browser, '[data-field="rotateSecret"]')  # only when editing
 
     # Checked in the browser first: nothing is sent without a title and a file name.
@@ -353,7 +576,7 @@ def test_admin_adds_tests_edits_and_deletes_a_database(browser, fake, installed_
     action(item, "delete-database").click()
     visible(browser, '[data-action="confirm-delete"]').click()
     wait(browser, lambda d: d.find_element(By.ID, "notice").text == "Database “Demo sales (edited)” deleted.")
-    visible(browser, "#database-list .empty-state")
+    visible(browser, "#welcome .welcome")
     assert source_id not in portal.sources
     # The refusals provoked above (422, 502) are logged by Chromium as failed loads; nothing else may be.
     provoked = re.compile(r"/api/databases(/\d+)? - Failed to load resource: the server responded with a status of "
@@ -376,9 +599,11 @@ def test_a_reader_sees_databases_without_add_test_or_delete(browser, fake, insta
     view = action(item, "open-database")
     assert view.get_attribute("aria-label") == "View database Demo sales"
     view.click()
-    title = visible(browser, "#d-title")
-    assert title.get_attribute("disabled") and title.get_attribute("value") == "Demo sales"
-    assert browser.find_element(By.ID, "d-tables").get_attribute("value") == "companies\ndeals"
+    # Values as text, not greyed-out inputs; the password only says whether it is set.
+    assert visible(browser, '#database-form [data-field="title"] .read-value').text == "Demo sales"
+    assert not shown(browser, "#d-title")
+    assert browser.find_element(By.CSS_SELECTOR, '#database-form [data-field="tables"] .read-value').text == \
+        "companies\ndeals"
     assert not shown(browser, "#database-form button[type=submit]")
     assert not shown(browser, '[data-action="add-query"]')
     assert not shown(browser, '[data-field="rotateSecret"]')
@@ -392,6 +617,234 @@ def test_a_reader_sees_databases_without_add_test_or_delete(browser, fake, insta
 def test_readers_see_an_empty_state_without_the_first_step(browser, fake, installed_portal):
     reader = installed_portal.add_user("Olga Reader", admin=False)
     open_as(browser, installed_portal, reader)
-    empty = visible(browser, "#database-list .empty-state")
-    assert empty.text == "No databases yet."
+    empty = visible(browser, "#welcome .welcome")
+    assert "A portal administrator can add a database or a custom connector." in empty.text
     assert empty.find_elements(By.TAG_NAME, "button") == []
+
+
+# --- creating, deleting, testing; conflicts and history (issue 9) -------------------------------
+
+def fill_custom_connector(driver, fake, title: str) -> None:
+    base = f"{fake.url}/_demo_connector"
+    replace_text(visible(driver, "#c-title"), title)
+    driver.find_element(By.ID, "c-logo").send_keys("https://partner.test/logo.svg")
+    for name, path in (("urlCheck", "check"), ("urlTableList", "table_list"),
+                       ("urlTableDescription", "table_description"), ("urlData", "data")):
+        driver.find_element(By.ID, f"c-{name}").send_keys(f"{base}/{path}")
+    for name, code in (("Host", "host"), ("API token", "token")):
+        action(driver, "add-setting").click()
+        row = driver.find_elements(By.CSS_SELECTOR, "#settings-rows tr.setting-row")[-1]
+        row.find_element(By.NAME, "setting-name").send_keys(name)
+        row.find_element(By.NAME, "setting-code").send_keys(code)
+
+
+def test_create_edit_conflict_history_and_revert(browser, fake, installed_portal, open_tab):
+    portal = installed_portal
+    browser.get(f"{portal.page_url}?user={portal.admin.id}&view=app")
+    browser.switch_to.default_content()
+    wait(browser, EC.frame_to_be_available_and_switch_to_it((By.ID, "app-frame")))
+
+    # Nothing set up yet: the page says what the app does and offers the first steps.
+    welcome = visible(browser, "#welcome .welcome")
+    assert "Bring your company's data into BI Builder" in welcome.text
+    assert [b.text for b in welcome.find_elements(By.TAG_NAME, "button")] == ["Add a database", "Add a custom connector"]
+    screenshot(browser, "tab-empty.png", folder=DOCS)
+    into_frame(browser)
+    action(browser, "welcome-add-connector").click()
+    assert active(browser) == visible(browser, "#c-title")
+    fill_custom_connector(browser, fake, "Partner warehouse")
+    save = browser.find_element(By.CSS_SELECTOR, "#connector-form button[type=submit]")
+    save.click()
+    assert visible(browser, "#notice.notice-success").text.startswith("Connector added")
+    created = [c for c in portal.connectors.values() if c["title"] == "Partner warehouse"]
+    assert len(created) == 1 and created[0]["settings"][1]["code"] == "token"
+    connector_id = created[0]["id"]
+    assert browser.find_element(By.ID, "c-secretSettings").get_attribute("value") == "token"  # the default rule
+    assert "by Anna Admin (in the tab)" in visible(browser, '#connector-editor [data-bind="last-change"]').text
+    press(browser, Keys.ESCAPE)
+
+    # A source on it: the non-secret value is shown afterwards, the secret is not.
+    labelled(browser, "Add a source to connector Partner warehouse").click()
+    replace_text(visible(browser, "#s-title"), "Partner A")
+    browser.find_element(By.CSS_SELECTOR, '[data-code="host"]').send_keys("a.partner.test")
+    browser.find_element(By.CSS_SELECTOR, '[data-code="token"]').send_keys("partner-secret")
+    browser.find_element(By.CSS_SELECTOR, "#source-form button[type=submit]").click()
+    assert visible(browser, "#notice.notice-success").text.startswith("Source added")
+    source = [s for s in portal.sources.values() if s["title"] == "Partner A"][0]
+    assert browser.find_element(By.CSS_SELECTOR, '[data-code="host"]').get_attribute("value") == "a.partner.test"
+    assert "partner-secret" not in browser.page_source
+    press(browser, Keys.ESCAPE)
+    wait(browser, lambda d: active(d).get_attribute("aria-label") == "Edit source Partner A")
+
+    # Test connection: the answer shows under the source.
+    action(browser, "test-source").click()
+    status = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'[data-source-id="{source["id"]}"] .status-ok'))
+    assert "Bitrix24 can use this source" in status.text
+
+    # Someone else renames the connector while it is open here: saving shows both versions.
+    labelled(browser, "Edit connector Partner warehouse").click()
+    title = visible(browser, "#c-title")
+    other_admin = open_tab(portal)
+    response = other_admin.post(f"/connectors/{connector_id}", json={"fields": {"title": "Theirs"}})
+    assert response.status_code == 200, response.get_json()
+    replace_text(title, "Mine")
+    browser.find_element(By.CSS_SELECTOR, "#connector-form button[type=submit]").click()
+    conflict = dialog(browser, "#conflict-dialog")
+    assert "Anna Admin saved a change" in conflict.text
+    assert [cell.text for cell in conflict.find_elements(By.CSS_SELECTOR, "#conflict-rows td, #conflict-rows th")] == [
+        "Title", "Mine", "Theirs"]
+    screenshot(browser, "tab-conflict.png", folder=DOCS)
+    into_frame(browser)
+    assert portal.connectors[connector_id]["title"] == "Theirs"  # nothing was overwritten yet
+    # "Keep theirs": the form shows the saved version.
+    conflict.find_element(By.CSS_SELECTOR, '[data-answer="theirs"]').click()
+    assert no_dialog(browser)
+    assert browser.find_element(By.ID, "c-title").get_attribute("value") == "Theirs"
+    assert visible(browser, "#notice.notice-info").text.startswith("Their version is loaded")
+    # Again, and this time "Overwrite with mine".
+    response = other_admin.post(f"/connectors/{connector_id}", json={"fields": {"title": "Theirs again"}})
+    assert response.status_code == 200, response.get_json()
+    replace_text(browser.find_element(By.ID, "c-title"), "Mine")
+    browser.find_element(By.CSS_SELECTOR, "#connector-form button[type=submit]").click()
+    dialog(browser, "#conflict-dialog").find_element(By.CSS_SELECTOR, '[data-answer="mine"]').click()
+    wait(browser, lambda d: d.find_element(By.ID, "notice").text.startswith("Saved"))
+    assert portal.connectors[connector_id]["title"] == "Mine"
+
+    # History, newest first, with a one-click revert of the last change.
+    entries = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#connector-editor .history-entry")[3:] and
+                   d.find_elements(By.CSS_SELECTOR, "#connector-editor .history-entry"))
+    assert "Title: Theirs again → Mine" in entries[0].text
+    assert "Created" in entries[-1].text
+    revert = entries[0].find_element(By.CSS_SELECTOR, '[data-action="revert"]')
+    assert revert.get_attribute("aria-label").startswith("Revert the change of")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", revert)
+    screenshot(browser, "tab-history.png", folder=DOCS)
+    into_frame(browser)
+    revert = browser.find_elements(By.CSS_SELECTOR, "#connector-editor .history-entry [data-action=revert]")[0]
+    revert.click()
+    wait(browser, lambda d: d.find_element(By.ID, "notice").text == "Change reverted.")
+    assert portal.connectors[connector_id]["title"] == "Theirs again"
+    assert browser.find_element(By.ID, "c-title").get_attribute("value") == "Theirs again"
+    # The two conflicts provoked above are logged by Chromium as failed loads; nothing else may be.
+    provoked = re.compile(r"/api/connectors/\d+ - Failed to load resource: .* status of 409 ")
+    assert [error for error in browser_errors(browser) if not provoked.search(error)] == []
+
+
+def test_deleting_asks_first_and_explains_bitrix24s_refusals(browser, fake, installed_portal, open_tab):
+    portal = installed_portal
+    demo = fake.seed_demo(portal)
+    open_tab(portal)  # the app has seen the portal's user names
+    table = fake.seed_table(portal, demo["source_ids"][0])
+    browser.get(f"{portal.page_url}?user={portal.admin.id}&view=app")
+    enter_tab(browser)
+    # The gateway's own connectors are managed through databases: no delete or add-source here.
+    gateway = [c for c in browser.find_elements(By.CSS_SELECTOR, ".connector-card")
+               if c.get_attribute("data-connector-id") != str(demo["connector_id"])]
+    assert gateway and all(not c.find_elements(By.CSS_SELECTOR, '[data-action="delete-connector"]') for c in gateway)
+
+    # Deleting a connector with sources: asked first, then Bitrix24's refusal as a sentence.
+    remove = labelled(browser, "Delete connector Demo warehouse")
+    remove.click()
+    question = dialog(browser)
+    assert question.find_element(By.ID, "confirm-title").text == "Delete connector “Demo warehouse”?"
+    assert active(browser).text == "Cancel"  # the safe answer has the focus
+    screenshot(browser, "tab-delete.png", folder=DOCS)
+    into_frame(browser)
+    press(browser, Keys.ESCAPE)  # Esc closes the question only
+    assert no_dialog(browser) and demo["connector_id"] in portal.connectors
+    labelled(browser, "Delete connector Demo warehouse").click()
+    dialog(browser).find_element(By.CSS_SELECTOR, '[data-answer="yes"]').click()
+    notice = visible(browser, "#notice.notice-error")
+    assert "Delete the connector's sources first" in notice.text and "CONNECTOR_DELETE_RESTRICTED" in notice.text
+    assert demo["connector_id"] in portal.connectors
+
+    # A source used by a dataset is kept, with what to do.
+    labelled(browser, "Delete source Main warehouse").click()
+    dialog(browser).find_element(By.CSS_SELECTOR, '[data-answer="yes"]').click()
+    refused = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR,
+                                                     f'[data-source-id="{demo["source_ids"][0]}"] .status-error'))
+    assert "Delete those datasets in BI Builder first" in refused.text and "SOURCE_IN_USE" in refused.text
+    del portal.tables[table]
+
+    for source_id, title in zip(demo["source_ids"], ("Main warehouse", "Backup warehouse")):
+        labelled(browser, f"Delete source {title}").click()
+        dialog(browser).find_element(By.CSS_SELECTOR, '[data-answer="yes"]').click()
+        wait(browser, lambda d: d.find_element(By.ID, "notice").text == f"Source “{title}” deleted.")
+        assert source_id not in portal.sources
+    labelled(browser, "Delete connector Demo warehouse").click()
+    dialog(browser).find_element(By.CSS_SELECTOR, '[data-answer="yes"]').click()
+    wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, f'[data-connector-id="{demo["connector_id"]}"]'))
+    assert demo["connector_id"] not in portal.connectors
+    assert active(browser) == browser.find_element(By.ID, "connectors-heading")
+    provoked = re.compile(r"/api/(connectors|sources)/\d+ - Failed to load resource: .* status of 409 ")
+    assert [error for error in browser_errors(browser) if not provoked.search(error)] == []
+
+
+def test_who_can_edit_picks_users_by_name(browser, fake, installed_portal):
+    portal = installed_portal
+    fake.seed_demo(portal)
+    olga = portal.add_user("Olga Reader", admin=False)
+    browser.get(f"{portal.page_url}?user={portal.admin.id}&view=app")
+    enter_tab(browser)
+    panel = browser.find_element(By.ID, "editors-panel")
+    assert panel.location["y"] < browser.find_element(By.ID, "databases-panel").location["y"]  # near the top
+    panel.find_element(By.TAG_NAME, "summary").click()
+    browser.find_element(By.ID, "editor-search").send_keys("Olga", Keys.ENTER)
+    labelled(browser, "Allow Olga Reader to edit").click()
+    wait(browser, lambda d: "Olga Reader" in d.find_element(By.ID, "editor-list").text)
+    assert "Olga Reader" in browser.find_element(By.ID, "editors-summary").text
+    with_names = browser.find_element(By.ID, "editor-list").text
+    assert f"Olga Reader #{olga.id}" in with_names
+    screenshot(browser, "tab-editors.png")
+    into_frame(browser)
+    labelled(browser, "Remove Olga Reader from the editors").click()
+    wait(browser, lambda d: "Only administrators" in d.find_element(By.ID, "editor-list").text)
+    assert browser_errors(browser) == []
+
+
+@pytest.mark.parametrize("as_admin", [True, False])
+def test_a_dead_authorization_shows_one_message(browser, fake, installed_portal, bitrix, as_admin):
+    portal = installed_portal
+    fake.seed_demo(portal)
+    with bitrix.session_factory() as db, db.begin():
+        db.query(Portal).filter_by(member_id=portal.member_id).one().status = PortalStatus.NEEDS_REAUTH
+    user = portal.admin if as_admin else portal.add_user("Olga Reader", admin=False)
+    browser.get(f"{portal.page_url}?user={user.id}&view=app")
+    browser.switch_to.default_content()
+    wait(browser, EC.frame_to_be_available_and_switch_to_it((By.ID, "app-frame")))
+    banner = visible(browser, "#reauth-banner")
+    messages = [node for node in browser.find_elements(By.CSS_SELECTOR, ".banner, .notice, .list-error")
+                if node.is_displayed()]
+    assert messages == [banner]
+    assert not shown(browser, "#tab-main")
+    buttons = banner.find_elements(By.TAG_NAME, "button")
+    if not as_admin:
+        assert buttons == [] and "A portal administrator can restore it" in banner.text
+        return
+    assert [b.text for b in buttons] == ["Renew authorization"]
+    screenshot(browser, "tab-reauth.png")
+    into_frame(browser)
+    buttons[0].click()
+    visible(browser, ".connector-card")
+    assert not shown(browser, "#reauth-banner")
+    assert visible(browser, "#notice.notice-success").text == "Authorization renewed."
+
+
+def test_an_administrator_chooses_which_settings_are_secret(browser, fake, installed_portal):
+    demo = fake.seed_demo(installed_portal)
+    browser.get(f"{installed_portal.page_url}?user={installed_portal.admin.id}&view=app")
+    enter_tab(browser)
+    labelled(browser, "Edit connector Demo warehouse").click()
+    secrets = visible(browser, "#c-secretSettings")
+    assert secrets.get_attribute("value") == "token"  # the default rule
+    secrets.send_keys("\nhost")
+    save_and_wait(browser, "#connector-form")
+    press(browser, Keys.ESCAPE)
+    labelled(browser, "Edit source Main warehouse").click()
+    host = visible(browser, '[data-code="host"]')
+    assert host.get_attribute("type") == "password" and host.get_attribute("value") == ""
+    assert host.get_attribute("placeholder") == "Secret. A value is set; type a new one to replace it."
+    assert browser.find_element(By.CSS_SELECTOR, '[data-code="port"]').get_attribute("value") == "5432"
+    assert "wh1.demo.test" not in browser.page_source
+    assert installed_portal.sources[demo["source_ids"][0]]["settings"][0]["value"] == "wh1.demo.test"  # unchanged
+    assert browser_errors(browser) == []

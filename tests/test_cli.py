@@ -266,18 +266,18 @@ def test_a_member_id_still_names_one_portal_when_domains_collide(runner, two_por
 
 # --- sources -------------------------------------------------------------------------------------
 
-def test_sources_list_and_get_never_print_setting_values(runner, demo):
+def test_sources_list_and_get_never_print_secret_setting_values(runner, demo):
     listed = invoke(runner, "sources", "list", "--portal", "alpha.bitrix24.test")
     got = invoke(runner, "sources", "get", demo["source_ids"][0], "--portal", "alpha.bitrix24.test")
     got_json = invoke(runner, "sources", "get", demo["source_ids"][0], "--portal", "alpha.bitrix24.test", "--json")
     for result in (listed, got, got_json):
         assert result.exit_code == 0, result.output
-        for value in ("demo-token-1", "demo-token-2", "wh1.demo.test", "5432"):
+        for value in ("demo-token-1", "demo-token-2"):
             assert value not in result.output
     assert "Main warehouse" in listed.output
-    assert "token" in got.output and "set" in got.output
-    assert {row["code"]: row["isSet"] for row in json.loads(got_json.output)["settings"]} == {
-        "host": True, "port": True, "token": True}
+    assert "(secret, set)" in got.output and "wh1.demo.test" in got.output and "5432" in got.output
+    assert {row["code"]: row.get("value") for row in json.loads(got_json.output)["settings"]} == {
+        "host": "wh1.demo.test", "port": "5432", "token": None}
 
 
 def test_source_update_from_a_file_keeps_the_secret_quiet(runner, fake, demo, tmp_path, monkeypatch):
@@ -374,3 +374,166 @@ def test_show_and_date_format_refuse_an_ambiguous_domain(runner, fake, installed
     for args in (("portals", "show", installed_portal.domain), ("portals", "date-format", installed_portal.domain)):
         result = invoke(runner, *args)
         assert result.exit_code == 1 and "other-member" in result.output, result.output
+
+
+# --- creating, deleting, testing ---------------------------------------------------------------
+
+def custom_connector(fake) -> dict:
+    base = f"{fake.url}/_demo_connector"
+    return {"title": "Partner warehouse", "logo": "https://partner.test/logo.svg", "urlCheck": f"{base}/check",
+            "urlData": f"{base}/data", "urlTableList": f"{base}/table_list",
+            "urlTableDescription": f"{base}/table_description",
+            "settings": [{"name": "Host", "code": "host", "type": "STRING"},
+                         {"name": "Secret", "code": "apiSecret", "type": "STRING"}], "secretSettings": ["apiSecret"]}
+
+
+def test_connectors_and_sources_are_added_and_deleted_with_confirmation(runner, fake, demo):
+    portal = demo["portal"]
+    added = invoke(runner, "connectors", "add", json.dumps(custom_connector(fake)), "--portal", portal.domain, "--json")
+    assert added.exit_code == 0, added.output
+    connector_id = json.loads(added.output)["id"]
+    assert json.loads(added.output)["secretSettings"] == ["apiSecret"]
+    fields = {"connectorId": connector_id, "title": "Partner A", "settings": {"host": "a.test", "apiSecret": "psst"}}
+    source = invoke(runner, "sources", "add", json.dumps(fields), "--portal", portal.domain)
+    assert source.exit_code == 0 and "created" in source.output and "psst" not in source.output
+    source_id = max(portal.sources)
+    refused = invoke(runner, "connectors", "delete", connector_id, "--portal", portal.domain, "--yes")
+    assert refused.exit_code == 1
+    assert "CONNECTOR_DELETE_RESTRICTED" in refused.output and "sources first" in refused.output
+    kept = runner.invoke(args=["sources", "delete", str(source_id), "--portal", portal.domain], input="n\n")
+    assert kept.exit_code == 1 and 'Delete source #' in kept.output and source_id in portal.sources
+    assert invoke(runner, "sources", "delete", source_id, "--portal", portal.domain, "--json").exit_code == 1
+    deleted = runner.invoke(args=["sources", "delete", str(source_id), "--portal", portal.domain], input="y\n")
+    assert deleted.exit_code == 0 and f"Source #{source_id} deleted." in deleted.output
+    gone = invoke(runner, "connectors", "delete", connector_id, "--portal", portal.domain, "--yes", "--json")
+    assert json.loads(gone.output) == {"deleted": connector_id} and connector_id not in portal.connectors
+
+
+def test_sources_check_tells_the_outcome_and_exits_1_on_failure(runner, demo):
+    portal, source_id = demo["portal"], demo["source_ids"][0]
+    ok = invoke(runner, "sources", "check", source_id, "--portal", portal.domain)
+    assert ok.exit_code == 0 and "ok. The connector's check URL accepted the connection" in ok.output
+    portal.sources[source_id]["settings"][2]["value"] = "bad"
+    failed = invoke(runner, "sources", "check", source_id, "--portal", portal.domain, "--json")
+    assert failed.exit_code == 1
+    assert json.loads(failed.output)["outcome"] == "refused"
+
+
+# --- operators: error codes in text, real changes, filters, partial plans, configuration errors -------
+
+def test_text_errors_carry_the_bitrix24_code_like_json(runner, demo):
+    result = invoke(runner, "connectors", "get", 999, "--portal", "alpha.bitrix24.test")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error (CONNECTOR_NOT_FOUND): ")
+    assert "no such connector" in result.output
+
+
+def test_source_update_reports_only_what_really_changed(runner, fake, demo):
+    source_id = demo["source_ids"][0]  # port 5432, token demo-token-1
+    same_port = invoke(runner, "sources", "update", source_id,
+                       '{"description": "Nightly", "settings": {"port": 5432, "token": "demo-token-1"}}',
+                       "--portal", "alpha.bitrix24.test", "--json")
+    assert same_port.exit_code == 0, same_port.output
+    assert json.loads(same_port.output) == {"id": source_id, "changed": ["description"]}
+
+    new_token = invoke(runner, "sources", "update", source_id, '{"settings": {"token": "rotated-token"}}',
+                       "--portal", "alpha.bitrix24.test")
+    assert new_token.exit_code == 0, new_token.output
+    assert new_token.output.strip() == f"Source #{source_id} updated: settings.token."
+    assert "rotated-token" not in new_token.output
+
+    again = invoke(runner, "sources", "update", source_id, '{"settings": {"token": "rotated-token"}}',
+                   "--portal", "alpha.bitrix24.test")
+    assert again.exit_code == 0 and "nothing changed" in again.output, again.output
+
+
+def test_sources_list_by_connector(runner, fake, demo):
+    other = fake.seed_connector(demo["portal"], {
+        "title": "Other", "urlCheck": f"{fake.url}/_demo_connector/check",
+        "urlTableList": f"{fake.url}/_demo_connector/table_list",
+        "urlTableDescription": f"{fake.url}/_demo_connector/table_description",
+        "urlData": f"{fake.url}/_demo_connector/data", "settings": [{"name": "Host", "code": "host", "type": "STRING"}]})
+    fake.seed_source(demo["portal"], {"title": "Elsewhere", "connectorId": other, "settings": {"host": "x.test"}})
+
+    mine = invoke(runner, "sources", "list", "--connector", demo["connector_id"], "--portal", "alpha.bitrix24.test",
+                  "--json")
+    theirs = invoke(runner, "sources", "list", "--connector", other, "--portal", "alpha.bitrix24.test")
+    nothing = invoke(runner, "sources", "list", "--connector", 999, "--portal", "alpha.bitrix24.test")
+
+    assert mine.exit_code == 0, mine.output
+    assert sorted(item["id"] for item in json.loads(mine.output)) == sorted(demo["source_ids"])
+    assert "Elsewhere" in theirs.output and "Main warehouse" not in theirs.output
+    assert nothing.exit_code == 0 and nothing.output.strip() == "No sources."
+    assert invoke(runner, "sources", "list", "--connector", "abc", "--portal", "alpha.bitrix24.test").exit_code == 2
+
+
+def test_a_plan_that_partly_lands_says_so_and_wraps_the_reason_below_the_table(runner, fake, demo, tmp_path):
+    good, bad = demo["source_ids"]
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"sources": [
+        {"match": {"id": bad}, "fields": {"settings": {"token": "bad"}}},  # the connector's check refuses it
+        {"match": {"id": good}, "fields": {"description": "Still lands"}},
+    ]}))
+
+    result = invoke(runner, "plan", "apply", plan)
+
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    header = next(index for index, line in enumerate(lines) if line.startswith("PORTAL"))
+    assert "REASON" not in lines[header]
+    row = lines[header + 1]
+    assert row.startswith("alpha.bitrix24.test") and "1 changed, 1 failed" in row
+    assert "check URL" not in row  # the reason is not squeezed into the table
+    reason = lines[lines.index("", header) + 1:]
+    assert reason[0].startswith("alpha.bitrix24.test: source #")
+    assert all(len(line) <= 100 for line in lines)
+    assert "check URL" in " ".join(line.strip() for line in reason)
+    assert "failed (SOURCE_UPDATE_CONNECTION_ERROR)" in result.output  # the diff names the code
+    assert lines[-1] == "0 changed, 1 partly changed, 0 unchanged, 0 failed"
+
+
+def test_a_wrong_key_at_decrypt_time_is_one_line_with_what_to_do(runner, bitrix, installed_portal, monkeypatch):
+    monkeypatch.setattr(bitrix.tokens, "cipher", TokenCipher([TokenCipher.generate_key()]))
+    bitrix.tokens.forget(installed_portal.member_id)  # as in a new process: nothing decrypted yet
+
+    text = invoke(runner, "connectors", "list", "--portal", installed_portal.domain)
+    as_json = invoke(runner, "connectors", "list", "--portal", installed_portal.domain, "--json")
+
+    assert text.exit_code == 1 and isinstance(text.exception, SystemExit)
+    assert len(text.output.strip().splitlines()) == 1, text.output
+    assert text.output.startswith("Error (TOKEN_DECRYPTION_FAILED): ")
+    assert "TOKEN_ENCRYPTION_KEYS" in text.output and "rotate-keys" in text.output
+    assert as_json.exit_code == 1 and json.loads(as_json.output)["error"] == "TOKEN_DECRYPTION_FAILED"
+
+
+def cli_subprocess(*args, **env):
+    import os
+    import secrets
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), "SECRET_KEY": secrets.token_urlsafe(32),
+            "BITRIX_CLIENT_ID": "id", "BITRIX_CLIENT_SECRET": "secret", "APP_PUBLIC_URL": "https://app.example.com",
+            "TOKEN_ENCRYPTION_KEYS": TokenCipher.generate_key(), "ALLOW_SQLITE": "1"}
+    flask = str(Path(sys.executable).with_name("flask"))
+    return subprocess.run([flask, "--app", "app", *args], cwd=Path(__file__).resolve().parent.parent,
+                          env={**base, **env}, capture_output=True, text=True, timeout=60)
+
+
+def test_a_malformed_encryption_key_is_a_configuration_line_not_a_traceback(tmp_path):
+    result = cli_subprocess("portals", "list", TOKEN_ENCRYPTION_KEYS="not-a-key",
+                            DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Configuration error: TOKEN_ENCRYPTION_KEYS holds a value that is not a Fernet key")
+    assert "Fernet.generate_key()" in line
+    listing = cli_subprocess("--help", TOKEN_ENCRYPTION_KEYS="not-a-key")
+    assert listing.returncode == 0 and "\n  portals " in listing.stdout
+
+
+def test_a_database_without_the_schema_is_one_line_naming_db_upgrade(tmp_path):
+    result = cli_subprocess("portals", "list", DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error (DATABASE_UNAVAILABLE): ") and "db upgrade" in line and "no such table" in line

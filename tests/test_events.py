@@ -3,7 +3,8 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
-from bitrix_app.models import Database, GatewayConnector, Portal, PortalHistory, PortalStatus, PortalToken
+from bitrix_app.models import (ChangeRecord, ConnectorSecretSettings, Database, GatewayConnector, Portal, PortalHistory,
+                               PortalStatus, PortalToken, PortalUserName)
 from bitrix_app.services import lifecycle
 from bitrix_app.services.errors import OAuthError, PortalUnavailable
 from bitrix_app.services.tokens import portal_by_member_id
@@ -200,6 +201,10 @@ def seed_portal_data(bitrix, member_id):
         portal.editor_user_ids = [5, 7]
         session.add(Database(portal_id=portal.id, title="Sales", kind="postgresql", connection_encrypted="x",
                              source_key=f"key-{member_id}", secret_hash="0" * 64))
+        session.add(ConnectorSecretSettings(portal_id=portal.id, connector_id=3, codes=["password"]))
+        session.add(ChangeRecord(portal_id=portal.id, object_type="source", object_id=4, actor_kind="user",
+                                 actor_id=5, actor_name="Ann", via="tab", changes=[]))
+        session.add(PortalUserName(portal_id=portal.id, user_id=5, name="Ann"))
 
 
 def portal_data(bitrix, member_id):
@@ -208,8 +213,11 @@ def portal_data(bitrix, member_id):
         databases = session.scalar(select(func.count(Database.id)).where(Database.portal_id == portal.id))
         connectors = session.scalar(
             select(func.count(GatewayConnector.id)).where(GatewayConnector.portal_id == portal.id))
+        app_records = sum(session.scalar(select(func.count()).select_from(model).where(model.portal_id == portal.id))
+                          for model in (ConnectorSecretSettings, ChangeRecord, PortalUserName))
     return {"status": portal.status, "token": token and (token.version, token.access_token_encrypted),
             "editors": portal.editor_user_ids, "databases": databases, "connectors": connectors,
+            "app_records": app_records,
             "history": [kind for kind in history if kind not in ("refresh", "refresh_failed")]}
 
 
@@ -279,6 +287,7 @@ def test_confirmed_uninstall_with_clean_also_deletes_gateway_data(fake, installe
     after = portal_data(bitrix, installed_portal.member_id)
     assert (after["status"], after["token"], after["editors"]) == (PortalStatus.UNINSTALLED, None, [])
     assert (after["databases"], after["connectors"], after["history"]) == (0, 0, ["uninstall"])
+    assert after["app_records"] == 0  # secret-setting choices, change history, cached user names
 
 
 def test_real_uninstall_of_a_payment_required_portal_is_confirmed(fake, installed_portal, bitrix):

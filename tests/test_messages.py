@@ -13,7 +13,7 @@ from bitrix_app.services.validation import FieldError
 @pytest.mark.parametrize(("code", "words"), [
     ("CONNECTOR_NOT_FOUND", "no such connector"),
     ("SOURCE_NOT_FOUND", "no such source"),
-    ("SOURCE_UPDATE_CONNECTION_ERROR", "check URL did not answer"),
+    ("SOURCE_UPDATE_CONNECTION_ERROR", "answered with an error status"),
     ("QUERY_LIMIT_EXCEEDED", "too many requests"),
     ("OPERATION_TIME_LIMIT", "processing time"),
     ("ACCESS_DENIED", "BI Builder"),

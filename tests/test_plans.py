@@ -33,10 +33,33 @@ def apply(runner, plan_path, *options):
     return runner.invoke(args=["plan", "apply", str(plan_path), *options])
 
 
+READ_METHODS = ("biconnector.connector.list", "biconnector.source.list")
+
+
+def batches(fake, portal) -> list[list[str]]:
+    """The methods of each batch request's commands, in order (a batch's commands are logged before it)."""
+    found, commands = [], []
+    for entry in fake.requests_log:
+        if entry["member_id"] != portal.member_id:
+            continue
+        if entry["in_batch"]:
+            commands.append(entry["method"])
+        elif entry["method"] == "batch":
+            found, commands = found + [commands], []
+    return found
+
+
+def write_batches(fake, portal) -> list[list[str]]:
+    """Batches that could change something: all but those that ran list commands only (the reads)."""
+    return [methods for methods in batches(fake, portal)
+            if not (methods and all(method in READ_METHODS for method in methods))]
+
+
 def write_calls(fake, portal) -> int:
-    """Every request that could change something: batches and update calls, inside a batch or not."""
-    return sum(1 for entry in fake.requests_log
-               if entry["member_id"] == portal.member_id and entry["method"] in ("batch",) + WRITE_METHODS)
+    """Every request that could change something: write batches and update calls outside a batch."""
+    singles = sum(1 for entry in fake.requests_log if entry["member_id"] == portal.member_id
+                  and not entry["in_batch"] and entry["method"] in WRITE_METHODS)
+    return len(write_batches(fake, portal)) + singles
 
 
 DEMO_PLAN = """
@@ -93,10 +116,11 @@ def test_dry_run_prints_a_masked_diff_and_sends_nothing(runner, fake, demo, tmp_
 
     assert result.exit_code == 0, result.output
     assert "description: 'Sample connector served by the sandbox portal.' -> 'Managed by plan'" in result.output
-    assert "settings.token: *** -> ***" in result.output
+    assert "settings.token: *** -> ***" in result.output  # secret by the default rule
+    assert "settings.host: 'wh1.demo.test' -> 'wh1.example.com'" in result.output  # not secret: shown
     assert "settings.port" not in result.output  # 5433 is already stored: no change
     assert "would change" in result.output and "dry run" in result.output
-    assert SECRET not in result.output and "wh1.example.com" not in result.output
+    assert SECRET not in result.output
     assert write_calls(fake, demo["portal"]) == 0
 
 
@@ -112,7 +136,7 @@ def test_apply_lands_changes_and_a_second_run_writes_nothing(runner, fake, demo,
     assert main["description"] == "Primary"
     assert {row["code"]: row["value"] for row in main["settings"]}["token"] == SECRET
     assert portal.connectors[demo["connector_id"]]["description"] == "Managed by plan"
-    assert fake.count_requests(portal, "batch") == 1  # connector and source updates together
+    assert len(write_batches(fake, portal)) == 1  # connector and source updates together
     fake.clear_log()
 
     second = apply(runner, plan_path, "--json")
@@ -143,16 +167,8 @@ def test_plan_in_json_format_with_explicit_portals(runner, fake, demo, tmp_path)
 
 
 def batch_sizes(fake, portal) -> list[int]:
-    """Commands per batch request, in order (a batch's commands are logged before the batch)."""
-    sizes, commands = [], 0
-    for entry in fake.requests_log:
-        if entry["member_id"] != portal.member_id:
-            continue
-        if entry["in_batch"]:
-            commands += 1
-        elif entry["method"] == "batch":
-            sizes, commands = sizes + [commands], 0
-    return sizes
+    """Commands per write batch, in order."""
+    return [len(methods) for methods in write_batches(fake, portal)]
 
 
 def test_120_updates_of_a_fast_foreign_connector_go_out_in_full_batches_after_a_probe(
@@ -182,11 +198,11 @@ def test_one_bad_item_in_a_batch_is_reported_and_the_others_land(runner, fake, d
     result = apply(runner, write_plan(tmp_path, json.dumps(plan), "plan.json"), "--json")
 
     assert result.exit_code == 1
-    assert fake.count_requests(demo["portal"], "batch") == 1
+    assert len(write_batches(fake, demo["portal"])) == 1
     assert demo["portal"].sources[good]["description"] == "Still lands"
     [portal] = json.loads(result.output)["portals"]
     assert portal["status"] == "failed"
-    assert "check URL did not answer" in portal["reason"]
+    assert "did not answer" in portal["reason"] and "error status" in portal["reason"]
     outcome = {u["id"]: (u["applied"], u["error_code"]) for u in portal["updates"]}
     assert outcome == {good: (True, None), bad: (False, "SOURCE_UPDATE_CONNECTION_ERROR")}
 
@@ -217,7 +233,7 @@ def test_a_boolean_change_is_sent_as_a_single_json_call(runner, fake, demo, tmp_
     assert result.exit_code == 0, result.output
     assert demo["portal"].connectors[demo["connector_id"]]["supportMapping"] is True
     assert fake.count_requests(demo["portal"], "biconnector.connector.update") == 1
-    assert fake.count_requests(demo["portal"], "batch") == 1
+    assert len(write_batches(fake, demo["portal"])) == 1
 
 
 def test_clearing_connector_settings_is_sent_as_a_single_json_call(runner, fake, demo, tmp_path):
@@ -232,7 +248,7 @@ def test_clearing_connector_settings_is_sent_as_a_single_json_call(runner, fake,
     assert first.exit_code == 0, first.output
     assert portal.connectors[connector_id]["settings"] == []
     assert fake.count_requests(portal, "biconnector.connector.update") == 1
-    assert fake.count_requests(portal, "batch") == 1  # the source update still goes in a batch
+    assert len(write_batches(fake, portal)) == 1  # the source update still goes in a batch
     fake.clear_log()
     second = apply(runner, plan_path)
     assert second.exit_code == 0, second.output
@@ -296,14 +312,28 @@ class RecordingSleep:
 
 def test_operation_time_limit_waits_for_the_reset_then_retries(fake, demo, bitrix):
     portal = demo["portal"]
-    portal.operation_time_limit_methods.add("biconnector.source.list")
+    portal.operation_time_limit_methods.add("biconnector.connector.list")  # a connectors-only plan lists alone
+    sleep = RecordingSleep(portal)
+    plan = parse_plan({"connectors": [{"match": {"id": demo["connector_id"]}, "fields": {"description": "x"}}]}, {})
+
+    [report] = PlanRunner(bitrix, plan, sleep=sleep).run([portal.member_id])
+
+    assert report.status == "changed", report.reason
+    assert len(sleep.waits) == 1 and 590 <= sleep.waits[0] <= 600  # the fake resets 600 s ahead
+    assert portal.connectors[demo["connector_id"]]["description"] == "x"
+
+
+def test_a_time_limited_read_inside_the_first_batch_waits_and_retries(fake, demo, bitrix):
+    portal = demo["portal"]
+    portal.operation_time_limit_methods.add("biconnector.source.list")  # read together with connector.list
     sleep = RecordingSleep(portal)
     plan = parse_plan({"sources": [{"match": {"id": demo["source_ids"][0]}, "fields": {"description": "x"}}]}, {})
 
     [report] = PlanRunner(bitrix, plan, sleep=sleep).run([portal.member_id])
 
     assert report.status == "changed", report.reason
-    assert len(sleep.waits) == 1 and 590 <= sleep.waits[0] <= 600  # the fake resets 600 s ahead
+    # A batch command's error carries no reset time and nothing succeeded before: a minute.
+    assert sleep.waits == [60.0]
     assert portal.sources[demo["source_ids"][0]]["description"] == "x"
 
 
@@ -317,7 +347,7 @@ def test_time_limited_commands_inside_a_batch_are_sent_again(fake, demo, bitrix)
     [report] = runner.run([portal.member_id])
 
     assert report.status == "changed", report.reason
-    assert sleep.waits and fake.count_requests(portal, "batch") == 2
+    assert sleep.waits and len(write_batches(fake, portal)) == 2
     assert all(portal.sources[i]["description"] == "y" for i in demo["source_ids"])
 
 
@@ -506,3 +536,72 @@ def test_a_plan_moves_an_endpoint_to_a_public_host_and_resolves_only_what_change
     assert (first.status, second.status) == ("changed", "unchanged"), first.reason
     assert demo["portal"].connectors[demo["connector_id"]]["urlData"] == url
     assert lookups == ["bi.partner.test"]  # the second run had nothing to change, so nothing to resolve
+
+
+# --- ensure: present | absent ----------------------------------------------------------------------
+
+def test_ensure_present_creates_once_and_the_next_run_finds_it(runner, fake, demo, tmp_path):
+    portal = demo["portal"]
+    plan = {"sources": [{"match": {"title": "Plan warehouse"}, "ensure": "present", "fields": {
+        "connectorId": demo["connector_id"], "settings": {"host": "wh9.example.com", "port": 5439, "token": "t9"}}}]}
+    path = write_plan(tmp_path, json.dumps(plan), "plan.json")
+    dry = apply(runner, path, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert 'new source "Plan warehouse"' in dry.output
+    assert "settings.host: - -> 'wh9.example.com'" in dry.output and "settings.token: - -> ***" in dry.output
+    first = apply(runner, path, "--json")
+    assert first.exit_code == 0, first.output
+    [update] = json.loads(first.output)["portals"][0]["updates"]
+    assert update["action"] == "add" and update["applied"] and update["id"] in portal.sources
+    assert {row["code"]: row["value"] for row in portal.sources[update["id"]]["settings"]}["token"] == "t9"
+    second = apply(runner, path, "--json")
+    assert json.loads(second.output)["portals"][0]["status"] == "unchanged"
+    assert [s["title"] for s in portal.sources.values()].count("Plan warehouse") == 1
+
+
+def test_ensure_absent_needs_allow_delete_and_explains_refusals(runner, fake, demo, tmp_path):
+    portal = demo["portal"]
+    plan = {"connectors": [{"match": {"title": "Demo warehouse"}, "ensure": "absent"}],
+            "sources": [{"match": {"title": "Backup warehouse"}, "ensure": "absent"}]}
+    path = write_plan(tmp_path, json.dumps(plan), "plan.json")
+    refused = apply(runner, path)
+    assert refused.exit_code == 1 and "DELETE_NOT_ALLOWED" in refused.output and "--allow-delete" in refused.output
+    assert len(portal.sources) == 2
+    result = apply(runner, path, "--allow-delete", "--json")
+    assert result.exit_code == 1  # the connector still has "Main warehouse"
+    by_kind = {u["kind"]: u for u in json.loads(result.output)["portals"][0]["updates"]}
+    assert by_kind["source"]["applied"] and demo["source_ids"][1] not in portal.sources
+    assert by_kind["connector"]["error_code"] == "CONNECTOR_DELETE_RESTRICTED"
+    assert "delete its sources first" in by_kind["connector"]["error"]
+    with pytest.raises(PlanError, match="no fields"):
+        parse_plan({"sources": [{"match": {"id": 1}, "ensure": "absent", "fields": {"title": "x"}}]}, {})
+
+
+# --- many portals: streamed, bounded (issue 10) ----------------------------------------------------
+
+def test_portals_are_taken_from_a_stream_only_as_workers_free_up():
+    from bitrix_app.services.automation import run_for_portals
+
+    taken = []
+
+    def stream():
+        for number in range(100):
+            taken.append(number)
+            yield str(number)
+
+    results = run_for_portals(stream(), lambda portal: (portal, len(taken)), lambda portal, exc: None, workers=4)
+    seen = [next(results) for _ in range(10)]
+    assert max(ahead for _, ahead in seen) <= 10 + 2 * 4  # never the whole stream up front
+    assert sorted(int(portal) for portal, _ in seen + list(results)) == list(range(100))
+
+
+def test_a_plan_for_all_portals_streams_them_from_the_database(fake, demo, bitrix, monkeypatch):
+    from bitrix_app.services import plans
+
+    monkeypatch.setattr(plans, "installed_member_ids", lambda *_: pytest.fail("loaded every portal at once"))
+    plan = parse_plan({"portals": "all", "connectors": [{"match": {"title": "Demo warehouse"},
+                                                         "fields": {"description": "Streamed"}}]}, {})
+
+    reports = list(PlanRunner(bitrix, plan).run())
+
+    assert [(report.member_id, report.status) for report in reports] == [(demo["portal"].member_id, "changed")]

@@ -2,10 +2,12 @@
 import multiprocessing
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
 import redis
+from sqlalchemy import event
 
 import bitrix_app
 from bitrix_app.services.ratelimit import (
@@ -349,3 +351,87 @@ def test_scripts_get_the_job_cap(bitrix, installed_portal, monkeypatch):
     monkeypatch.setattr(bitrix_app, "_shared_bitrix", bitrix)  # what Bitrix.from_env() would build
     assert bitrix_app.portal_client(installed_portal.member_id).max_wait == 120  # BITRIX_JOB_MAX_WAIT
     assert bitrix.client(installed_portal.member_id).max_wait == 3  # the web tier's BITRIX_WEB_MAX_WAIT
+
+
+# --- one round trip per reservation (issue 10) ------------------------------------------------------
+
+class WireLog:
+    """What the limiter's connections send: SQL statements (SQLite's trace) or protocol round trips
+    (libpq's trace: one Sync or Query message per round trip) on PostgreSQL."""
+
+    def __init__(self, buckets: DatabaseBuckets, tmp_path):
+        self.engine, self.dialect = buckets.engine, buckets.dialect
+        self.statements: list[str] = []
+        self.trace_file = open(tmp_path / "libpq.trace", "w+b")
+        event.listen(self.engine, "checkout", self._on_checkout)
+        event.listen(self.engine, "checkin", self._on_checkin)
+
+    def _on_checkout(self, dbapi_connection, _record, _proxy):
+        if self.dialect == "sqlite":
+            dbapi_connection.set_trace_callback(self.statements.append)
+        else:
+            from psycopg.pq import Trace
+
+            dbapi_connection.pgconn.trace(self.trace_file.fileno())
+            dbapi_connection.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
+
+    def _on_checkin(self, dbapi_connection, _record):
+        if self.dialect == "sqlite":
+            dbapi_connection.set_trace_callback(None)
+        else:
+            dbapi_connection.pgconn.untrace()
+
+    def round_trips(self) -> int:
+        if self.dialect == "sqlite":
+            return len(self.statements)
+        self.trace_file.seek(0)
+        return sum(1 for line in self.trace_file.read().decode(errors="replace").splitlines()
+                   if line.startswith("F") and line.split("\t")[2].split(" ")[0] in ("Sync", "Query"))
+
+    def clear(self):
+        self.statements.clear()
+        self.trace_file.seek(0)
+        self.trace_file.truncate()
+
+    def close(self):
+        event.remove(self.engine, "checkout", self._on_checkout)
+        event.remove(self.engine, "checkin", self._on_checkin)
+        self.trace_file.close()
+
+
+def test_a_reservation_is_one_statement_in_one_round_trip(bitrix, tmp_path):
+    buckets = DatabaseBuckets(bitrix.session_factory, ManualClock())
+    rate = Rate(per_second=2, burst=5)
+    # PostgreSQL prepares the statement on first use, once per parameter types (a limit, or none).
+    buckets.reserve_within("portal:warm-up", rate, max_wait=10)
+    buckets.release("portal:warm-up", rate)
+    wire = WireLog(buckets, tmp_path)
+    try:
+        for key in ("portal:new", "portal:new"):  # the row is created, then updated
+            wire.clear()
+            assert buckets.reserve_within(key, rate, max_wait=10).granted
+            assert wire.round_trips() == 1
+            if wire.dialect == "sqlite":  # no BEGIN / COMMIT around it either
+                assert wire.statements[0].lstrip().upper().startswith("INSERT")
+        wire.clear()
+        buckets.release("portal:new", rate)
+        assert wire.round_trips() == 1
+    finally:
+        wire.close()
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_concurrent_reservations_grant_exactly_the_capacity(bitrix, store):
+    rate = Rate(per_second=1e-6, burst=51)  # capacity 50; draining takes days, so only atomicity counts
+    buckets, key = stores(bitrix, store, ManualClock()), unique_key("concurrent")
+
+    def attempts(_):
+        return [buckets.reserve_within(key, rate, max_wait=0).granted for _ in range(25)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        granted = [ok for outcome in pool.map(attempts, range(8)) for ok in outcome]
+
+    assert granted.count(True) == 50 and len(granted) == 200
+    assert buckets.reserve_within(key, rate, max_wait=0).granted is False
+    buckets.release(key, rate)
+    assert buckets.reserve_within(key, rate, max_wait=0).granted is True

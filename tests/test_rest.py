@@ -124,10 +124,62 @@ def test_list_all_pages_until_a_short_page(fake, installed_portal, client):
     lists_before = fake.count_requests(installed_portal, "biconnector.connector.list")
     for number in range(120):
         fake.seed_connector(installed_portal, {**CONNECTOR, "title": f"C{number}"})
+    batches_before = fake.count_requests(installed_portal, "batch")
     items = client.list_all("biconnector.connector.list")
     assert len(items) == 120 + registered
     assert len({item["id"] for item in items}) == 120 + registered
-    assert fake.count_requests(installed_portal, "biconnector.connector.list") - lists_before == 3
+    # The first page alone, then the other pages speculatively in one batch.
+    assert fake.count_requests(installed_portal, "biconnector.connector.list") - lists_before == 1
+    assert fake.count_requests(installed_portal, "batch") - batches_before == 1
+
+
+def seed_sources(fake, portal, count: int) -> set[int]:
+    connector_id = fake.seed_connector(portal, CONNECTOR)
+    return {fake.seed_source(portal, {"title": f"S{n}", "connectorId": connector_id, "settings": {"host": "h"}})
+            for n in range(count)}
+
+
+def test_batched_pages_read_every_object_exactly_once_despite_the_unordered_fake(fake, installed_portal, client):
+    ids = seed_sources(fake, installed_portal, 1234)  # 25 pages: the first alone, 24 in one batch
+    before = fake.count_requests(installed_portal)
+    items = client.list_all("biconnector.source.list")
+    assert sorted(item["id"] for item in items) == sorted(ids)
+    assert [item["id"] for item in items] == sorted(ids)  # id ASC across pages
+    assert fake.count_requests(installed_portal) - before == 2
+
+
+def test_more_than_fifty_pages_take_further_batches(fake, installed_portal, client):
+    ids = seed_sources(fake, installed_portal, 2600)  # 53 pages: 1 + 50 in a batch + 2 in another
+    before = fake.count_requests(installed_portal, "batch")
+    items = client.list_all("biconnector.source.list")
+    assert [item["id"] for item in items] == sorted(ids)
+    assert fake.count_requests(installed_portal, "batch") - before == 2
+
+
+def test_several_lists_share_their_requests(fake, installed_portal, client):
+    ids = seed_sources(fake, installed_portal, 120)
+    before = fake.count_requests(installed_portal)
+    lists = client.list_many({"connectors": ("biconnector.connector.list", {}),
+                              "sources": ("biconnector.source.list", {"filter": {">id": 0}})})
+    assert {item["id"] for item in lists["sources"]} == ids and len(lists["sources"]) == len(ids)
+    assert {item["id"] for item in lists["connectors"]} == set(installed_portal.connectors)
+    assert fake.count_requests(installed_portal) - before == 2  # first pages together, then the rest
+
+
+def test_list_errors_inside_a_batch_are_raised(fake, installed_portal, client):
+    with pytest.raises(BitrixError) as excinfo:
+        client.list_many({"connectors": ("biconnector.connector.list", {}),
+                          "sources": ("biconnector.source.list", {"filter": {"nonsense": 1}})})
+    assert excinfo.value.code == "VALIDATION_FIELD_NOT_ALLOWED_IN_FILTER"
+
+
+def test_list_parameters_a_batch_cannot_carry_are_paged_with_single_calls(fake, installed_portal, client):
+    ids = seed_sources(fake, installed_portal, 60)
+    before = (fake.count_requests(installed_portal, "biconnector.source.list"), fake.count_requests(installed_portal))
+    items = client.list_all("biconnector.source.list", {"filter": {"active": True}})
+    assert {item["id"] for item in items} == ids
+    assert fake.count_requests(installed_portal, "biconnector.source.list") - before[0] == 2
+    assert fake.count_requests(installed_portal) - before[1] == 2
 
 
 def test_user_token_cannot_be_refreshed(fake, installed_portal):
@@ -158,9 +210,11 @@ class SamePageServer:
         import requests
 
         self.calls += 1
+        page = [{"id": i} for i in range(50)]
+        result = {"result": {key: page for key in json["cmd"]}} if url.endswith("/batch") else page
         response = requests.Response()
         response.status_code = 200
-        response._content = b'{"result": [' + b",".join(b'{"id": %d}' % i for i in range(50)) + b"]}"
+        response._content = __import__("json").dumps({"result": result}).encode()
         return response
 
 
@@ -168,7 +222,7 @@ def test_list_all_stops_when_the_server_ignores_page():
     http = SamePageServer()
     client = BitrixClient("https://portal.example/rest/", StaticCredentials("t"), http)
     assert len(client.list_all("biconnector.connector.list")) == 50
-    assert http.calls == 2
+    assert http.calls == 2  # the first page, then one batch of pages that all repeat it
 
 
 # --- a renamed portal (issue 6) -------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from bitrix_app.services.errors import BitrixError, Rejected
 from bitrix_app.services.session_tokens import TabSession
 from bitrix_app.services.tab import (
-    InvalidFields, TabService, changed_connector_fields, parse_id, present_source,
+    InvalidFields, TabService, changed_connector_fields, check_result, parse_id, present_source, url_check_outcome,
 )
 from bitrix_app.services.validation import URL_FIELDS, EndpointPolicy
 
@@ -70,9 +70,17 @@ class StubBiconnector:
 
 
 class StubBitrix:
-    def __init__(self):
+    """Bitrix24's biconnector in memory; everything else (the app's database, settings, other REST
+    calls) is the test app's own, for an installed fake portal (`member_id`)."""
+
+    def __init__(self, bitrix, member_id: str):
+        self.real = bitrix
+        self.member_id = member_id
         self.stub = StubBiconnector()
         self.asked_for: list[str] = []
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
 
     def biconnector(self, member_id):
         self.asked_for.append(member_id)
@@ -80,12 +88,12 @@ class StubBitrix:
 
 
 @pytest.fixture
-def bitrix_stub():
-    return StubBitrix()
+def bitrix_stub(bitrix, installed_portal):
+    return StubBitrix(bitrix, installed_portal.member_id)
 
 
 def admin_tab(bitrix_stub, lang="en") -> TabService:
-    return TabService(bitrix_stub, TabSession("member-a", 1, is_admin=True, can_edit=True, lang=lang))
+    return TabService(bitrix_stub, TabSession(bitrix_stub.member_id, 1, is_admin=True, can_edit=True, lang=lang))
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -95,15 +103,65 @@ def test_every_call_uses_the_sessions_portal(bitrix_stub):
     tab.connectors()
     tab.sources()
     tab.source("8")
-    assert set(bitrix_stub.asked_for) == {"member-a"}
+    assert set(bitrix_stub.asked_for) == {bitrix_stub.member_id}
 
 
-def test_sources_never_carry_setting_values(bitrix_stub):
+def test_sources_carry_only_values_that_are_not_secret(bitrix_stub):
     listed = admin_tab(bitrix_stub).sources()
     one = admin_tab(bitrix_stub).source("8")
     for item in (listed[0], one):
-        assert "s3cr3t-value" not in repr(item) and "db.internal" not in repr(item)
-        assert all(set(row) == {"code", "name", "type", "isSet"} for row in item["settings"])
+        assert "s3cr3t-value" not in repr(item)
+        rows = {row["code"]: row for row in item["settings"]}
+        assert rows["token"] == {"code": "token", "name": "Token", "type": "STRING", "secret": True, "isSet": True}
+        assert rows["host"]["value"] == "db.internal" and rows["host"]["secret"] is False
+
+
+def test_an_administrators_choice_decides_and_new_codes_follow_the_default_rule(bitrix_stub):
+    tab = admin_tab(bitrix_stub)
+    outcome = tab.update_connector("3", {"secretSettings": ["host"]})
+    assert outcome["changed"] == ["secretSettings"] and bitrix_stub.stub.updates == []  # not sent to Bitrix24
+    assert outcome["item"]["secretSettings"] == ["host"]
+    rows = {row["code"]: row for row in tab.source("8")["settings"]}
+    assert "value" not in rows["host"] and rows["token"]["value"] == "s3cr3t-value"  # the administrator said so
+    settings = CONNECTOR["settings"] + [{"name": "Key", "code": "apiKey", "type": "STRING"}]
+    assert tab.update_connector("3", {"settings": settings})["item"]["secretSettings"] == ["host", "apiKey"]
+    assert tab.update_connector("3", {"secretSettings": ["host"]})["changed"] == ["secretSettings"]
+    assert tab.connector("3")["secretSettings"] == ["host"]
+
+
+def test_secret_setting_choices_are_per_portal(bitrix_stub, bitrix, fake):
+    admin_tab(bitrix_stub).update_connector("3", {"secretSettings": []})
+    other = fake.add_portal(domain="beta.bitrix24.test")
+    assert fake.install(other).status_code == 200
+    elsewhere = StubBitrix(bitrix, other.member_id)
+    assert TabService(elsewhere, TabSession(other.member_id, 1, is_admin=True, can_edit=True)).connector("3")[
+        "secretSettings"] == ["token"]
+    assert admin_tab(bitrix_stub).connector("3")["secretSettings"] == []
+
+
+@pytest.mark.parametrize("codes", ["token", [1], [""], ["x" * 513], None])
+def test_secret_setting_lists_are_validated(bitrix_stub, codes):
+    with pytest.raises(InvalidFields) as caught:
+        admin_tab(bitrix_stub).update_connector("3", {"secretSettings": codes})
+    assert caught.value.code == "VALIDATION_INVALID_FIELD_TYPE"
+
+
+def test_url_check_failures_are_classified_from_what_bitrix24_says():
+    cannot = BitrixError("SOURCE_UPDATE_CONNECTION_ERROR", "Cannot update connection.")
+    assert url_check_outcome(cannot) == ("refused", None)  # all the module says (reference 6.4)
+    assert url_check_outcome(BitrixError("NETWORK_TIMEOUT", "")) == ("no_answer", None)
+    # Defensive: newer portal code may say more.
+    assert url_check_outcome(BitrixError("SOURCE_CREATE_CONNECTION_ERROR", "Endpoint answered 403")) == (
+        "error_status", 403)
+    assert url_check_outcome(BitrixError("SOURCE_UPDATE_CONNECTION_ERROR", "Empty response")) == ("empty_body", 200)
+    assert url_check_outcome(BitrixError("SOURCE_UPDATE_CONNECTION_ERROR", "Connection timed out")) == (
+        "no_answer", None)
+    assert url_check_outcome(BitrixError("SOURCE_NOT_FOUND", "Source was not found.")) is None
+    for outcome in ("ok", "no_answer", "error_status", "empty_body", "refused"):
+        for lang in ("en", "ru"):
+            assert check_result(outcome, 403, lang)["message"]
+    assert "(403)" in check_result("error_status", 403, "en")["message"]
+    assert "отклонил" in check_result("error_status", 401, "ru")["message"]
 
 
 def test_a_source_shows_one_row_per_declared_setting_and_whether_it_is_set(bitrix_stub):
@@ -225,6 +283,8 @@ def test_reader_cannot_change_anything(bitrix, fake, installed_portal):
 
 def test_editors_are_stored_per_portal_and_checked_on_every_change(bitrix, fake, installed_portal):
     admin = TabService(bitrix, TabSession(installed_portal.member_id, 1, is_admin=True, can_edit=True))
+    while max(installed_portal.users) < 7:  # editors must be users of the portal
+        installed_portal.add_user()
     user = TabService(bitrix, TabSession(installed_portal.member_id, 5, is_admin=False, can_edit=False))
     assert not user.may_edit()
     assert admin.set_editors([5, "7", 5])["userIds"] == [5, 7]
@@ -248,7 +308,7 @@ def no_lookups(host, *args, **kwargs):
 
 
 def editor_tab(bitrix_stub, monkeypatch) -> TabService:
-    tab = TabService(bitrix_stub, TabSession("member-a", 5, is_admin=False, can_edit=True))
+    tab = TabService(bitrix_stub, TabSession(bitrix_stub.member_id, 5, is_admin=False, can_edit=True))
     monkeypatch.setattr(tab, "may_edit", lambda: True)  # an allowed editor, as the database says
     return tab
 

@@ -4,9 +4,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from bitrix_app.models import Portal, PortalHistory, PortalStatus, PortalToken
+from bitrix_app.sandbox.fake.tokens import revoke_app_tokens
+from bitrix_app.services.bitrix import Bitrix
+from bitrix_app.services.database import make_engine, make_session_factory
 from bitrix_app.services.errors import OAuthError, PortalUnavailable
 from bitrix_app.services.tokens import AmbiguousPortal, find_portal
 
@@ -115,12 +118,89 @@ def test_refresh_over_post_when_configured(fake, installed_portal, bitrix):
     assert fake.refresh_count(installed_portal) == 1
 
 
+def another_process(bitrix) -> Bitrix:
+    """A second `Bitrix` on the same database, with its own memory: another worker process."""
+    return Bitrix(bitrix.settings, make_session_factory(make_engine(str(bitrix.session_factory.kw["bind"].url))))
+
+
 def test_stored_expiry_in_the_past_refreshes_before_calling(fake, installed_portal, bitrix):
     with bitrix.session_factory() as session, session.begin():
         session.execute(update(PortalToken).values(expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
 
-    assert bitrix.client(installed_portal.member_id).call("user.admin") is True
+    assert another_process(bitrix).client(installed_portal.member_id).call("user.admin") is True
     assert fake.refresh_count(installed_portal) == 1
+
+
+class TokenQueries:
+    """Counts the SQL statements that read or write the token table."""
+
+    def __init__(self, bitrix):
+        self.engine = bitrix.session_factory.kw["bind"]
+        self.count = 0
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _connection, _cursor, statement, *_args):
+        self.count += "portal_tokens" in statement
+
+    def close(self):
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+@pytest.fixture
+def token_queries(bitrix):
+    queries = TokenQueries(bitrix)
+    yield queries
+    queries.close()
+
+
+def test_calls_use_the_token_in_memory_without_reading_the_database(fake, installed_portal, bitrix, token_queries):
+    client = bitrix.client(installed_portal.member_id)
+    client.call("user.admin")
+    token_queries.count = 0
+
+    assert [client.call("user.admin") for _ in range(5)] == [True] * 5
+    assert bitrix.client(installed_portal.member_id).call("user.admin") is True  # a new client, same process
+
+    assert token_queries.count == 0
+
+
+def test_a_remembered_token_near_its_expiry_is_read_again(fake, installed_portal, bitrix, token_queries):
+    client = bitrix.client(installed_portal.member_id)
+    client.call("user.admin")
+    token = bitrix.tokens.current(installed_portal.member_id)
+    token_queries.count = 0
+    bitrix.tokens.clock = lambda: token.expires_at - timedelta(seconds=10)  # inside the leeway
+
+    assert client.call("user.admin") is True
+    assert token_queries.count >= 1 and fake.refresh_count(installed_portal) == 0
+
+
+def test_a_token_another_process_refreshed_is_picked_up_by_the_next_call(fake, installed_portal, bitrix):
+    member_id = installed_portal.member_id
+    client = bitrix.client(member_id)
+    assert client.call("user.admin") is True  # this process now holds version 1 in memory
+    other = another_process(bitrix)
+    stale = other.tokens.current(member_id)
+    fresh = other.tokens.refresh(member_id, stale.version, other.oauth.refresh)  # the fake rotates version 1 away
+
+    assert client.call("user.admin") is True
+    assert fake.refresh_count(installed_portal) == 1  # picked up, not refreshed a second time
+    assert bitrix.tokens.remembered(member_id).value == fresh.value
+
+
+def test_a_new_pair_at_the_same_version_is_not_mistaken_for_the_remembered_token(fake, installed_portal, bitrix):
+    member_id = installed_portal.member_id
+    client = bitrix.client(member_id)
+    assert client.call("user.admin") is True
+    revoke_app_tokens(fake.state, installed_portal, bitrix.settings.client_id)  # the remembered token is dead
+    reply = fake.issue_tokens(installed_portal)  # stored elsewhere at the same version (a reinstall restarts at 1)
+    cipher = bitrix.tokens.cipher
+    with bitrix.session_factory() as session, session.begin():
+        session.execute(update(PortalToken).values(access_token_encrypted=cipher.encrypt(reply["access_token"]),
+                                                   refresh_token_encrypted=cipher.encrypt(reply["refresh_token"])))
+
+    assert client.call("user.admin") is True
+    assert bitrix.tokens.remembered(member_id).value == reply["access_token"]
 
 
 # --- looking a portal up by domain (issue 7) ---------------------------------------------------------

@@ -7,14 +7,17 @@ they are never printed, only whether each one is set.
 from __future__ import annotations
 
 import functools
+import json
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from ..services.errors import BitrixError, Rejected
+from ..services.history import CONNECTOR, SOURCE, Actor, EditConflict, source_changes
 from ..services.messages import explain
 from ..services.session_tokens import TabSession
-from ..services.tab import InvalidFields, TabService
+from ..services.tab import InvalidFields, TabService, parse_id
 from .output import bitrix, echo_json, fail, read_fields, table
 
 connectors = AppGroup("connectors", help="BI Builder connectors of one portal.")
@@ -29,10 +32,19 @@ FIELDS_HELP = ("FIELDS is a JSON object, inline or as @file.json; ${PLAN_NAME} i
                "(only variables starting with PLAN_ENV_PREFIX, default PLAN_).")
 
 
+if_unchanged_option = click.option(
+    "--if-unchanged", "if_version", metavar="VERSION",
+    help="Change only if the object is still at VERSION (the `version` that get/list show); "
+         "otherwise report who changed what and change nothing.",
+)
+
+
 def service_for(portal: str) -> TabService:
-    """The tab's service acting as a portal administrator, through the portal's stored token."""
+    """The tab's service acting as a portal administrator, through the portal's stored token;
+    the history names the operator (BITRIX_OPERATOR, else USER) and "cli"."""
     member_id = bitrix().portal(portal).member_id
-    return TabService(bitrix(), TabSession(member_id=member_id, user_id=0, is_admin=True, can_edit=True))
+    return TabService(bitrix(), TabSession(member_id=member_id, user_id=0, is_admin=True, can_edit=True),
+                      Actor.operator("cli"))
 
 
 def reporting_errors(command):
@@ -45,6 +57,9 @@ def reporting_errors(command):
             details = exc.fields()
             fail(exc.description, as_json=as_json, code=exc.code,
                  details=details if as_json else [f"{d['field']}: {d['message']}" for d in details])
+        except EditConflict as exc:
+            fail(exc.description, as_json=as_json, code=exc.code,
+                 details=[exc.conflict] if as_json else _conflict_lines(exc.conflict))
         except Rejected as exc:
             fail(exc.description, as_json=as_json, code=exc.code)
         except BitrixError as exc:
@@ -64,8 +79,9 @@ def list_connectors(portal: str, as_json: bool):
     if as_json:
         echo_json(items)
         return
-    click.echo(table(["ID", "TITLE", "SORT", "SETTINGS", "CHECK URL"],
-                     [[c.get("id"), c.get("title"), c.get("sort"), _codes(c), c.get("urlCheck")] for c in items])
+    click.echo(table(["ID", "TITLE", "SORT", "SETTINGS", "CHECK URL", "LAST CHANGE"],
+                     [[c.get("id"), c.get("title"), c.get("sort"), _codes(c), c.get("urlCheck"),
+                       _last_change(c.get("lastChange"))] for c in items])
                if items else "No connectors.")
 
 
@@ -90,29 +106,55 @@ def get_connector(connector_id: str, portal: str, as_json: bool):
 @click.argument("connector_id")
 @click.argument("fields")
 @portal_option
+@if_unchanged_option
 @json_option
 @reporting_errors
-def update_connector(connector_id: str, fields: str, portal: str, as_json: bool):
+def update_connector(connector_id: str, fields: str, portal: str, if_version: str | None, as_json: bool):
     """Change a connector. Only fields that differ are sent; `settings` is the complete list."""
-    outcome = service_for(portal).update_connector(connector_id, read_fields(fields))
+    outcome = service_for(portal).update_connector(connector_id, read_fields(fields), if_version)
     _report_update("Connector", connector_id, outcome["changed"], as_json)
+
+
+@connectors.command("history")
+@click.argument("connector_id")
+@portal_option
+@json_option
+@reporting_errors
+def connector_history(connector_id: str, portal: str, as_json: bool):
+    """Changes the app made to a connector, newest first (CHANGE ids for `revert`)."""
+    _print_history(service_for(portal).history_of(CONNECTOR, connector_id), as_json)
+
+
+@connectors.command("revert")
+@click.argument("change_id")
+@portal_option
+@if_unchanged_option
+@json_option
+@reporting_errors
+def revert_connector_change(change_id: str, portal: str, if_version: str | None, as_json: bool):
+    """Put back the old values of one change of a connector (see `history`)."""
+    _revert(portal, change_id, CONNECTOR, if_version, as_json)
 
 
 # --- sources ---------------------------------------------------------------------------------
 
 @sources.command("list")
 @portal_option
+@click.option("--connector", "connector_id", type=click.IntRange(min=1), metavar="ID",
+              help="Only the sources of this connector.")
 @json_option
 @reporting_errors
-def list_sources(portal: str, as_json: bool):
+def list_sources(portal: str, connector_id: int | None, as_json: bool):
     """The app's sources on the portal (setting values hidden)."""
     items = service_for(portal).sources()
+    if connector_id is not None:
+        items = [item for item in items if item.get("connectorId") == connector_id]
     if as_json:
         echo_json(items)
         return
-    click.echo(table(["ID", "TITLE", "CONNECTOR", "ACTIVE", "SETTINGS SET"],
-                     [[s.get("id"), s.get("title"), s.get("connectorId"), _yes_no(s.get("active")), _set_codes(s)]
-                      for s in items]) if items else "No sources.")
+    click.echo(table(["ID", "TITLE", "CONNECTOR", "ACTIVE", "SETTINGS SET", "LAST CHANGE"],
+                     [[s.get("id"), s.get("title"), s.get("connectorId"), _yes_no(s.get("active")), _set_codes(s),
+                       _last_change(s.get("lastChange"))] for s in items]) if items else "No sources.")
 
 
 @sources.command("get")
@@ -121,7 +163,7 @@ def list_sources(portal: str, as_json: bool):
 @json_option
 @reporting_errors
 def get_source(source_id: str, portal: str, as_json: bool):
-    """One source; each setting shows only whether a value is set."""
+    """One source; secret settings show only whether a value is set, the others their value."""
     item = service_for(portal).source(source_id)
     if as_json:
         echo_json(item)
@@ -129,7 +171,7 @@ def get_source(source_id: str, portal: str, as_json: bool):
     _print_fields(item, skip=("settings",))
     click.echo("settings:")
     click.echo(_indent(table(["CODE", "NAME", "TYPE", "VALUE"],
-                             [[s["code"], s["name"], s["type"], "set" if s["isSet"] else "not set"]
+                             [[s["code"], s["name"], s["type"], _shown_value(s)]
                               for s in item.get("settings") or []])))
 
 
@@ -137,12 +179,192 @@ def get_source(source_id: str, portal: str, as_json: bool):
 @click.argument("source_id")
 @click.argument("fields")
 @portal_option
+@if_unchanged_option
 @json_option
 @reporting_errors
-def update_source(source_id: str, fields: str, portal: str, as_json: bool):
-    """Change a source. The current title is kept if FIELDS has none; settings merge by code."""
-    outcome = service_for(portal).update_source(source_id, read_fields(fields))
-    _report_update("Source", source_id, outcome["changed"], as_json)
+def update_source(source_id: str, fields: str, portal: str, if_version: str | None, as_json: bool):
+    """Change a source. The current title is kept if FIELDS has none; settings merge by code.
+
+    Reports the fields whose stored value really changed (setting codes, never values)."""
+    requested, object_id = read_fields(fields), parse_id(source_id)
+    tab = service_for(portal)
+    before = tab.biconnector.source(object_id)
+    outcome = tab.update_source(object_id, requested, if_version)
+    changed = _really_changed(before, tab.biconnector.source(object_id)) if outcome["changed"] else []
+    if outcome["changed"] and not changed and not as_json:
+        click.echo(f"Source #{source_id} saved: Bitrix24 already had these values, nothing changed.")
+        return
+    _report_update("Source", source_id, changed, as_json)
+
+
+def _really_changed(before: dict, after: dict) -> list[str]:
+    """Fields and `settings.CODE`s whose stored value differs; only their names are ever printed."""
+    return [change["field"] for change in source_changes(before, after, is_secret=lambda code: False)]
+
+
+@sources.command("history")
+@click.argument("source_id")
+@portal_option
+@json_option
+@reporting_errors
+def source_history(source_id: str, portal: str, as_json: bool):
+    """Changes the app made to a source, newest first; secret values show as ***."""
+    _print_history(service_for(portal).history_of(SOURCE, source_id), as_json)
+
+
+@sources.command("revert")
+@click.argument("change_id")
+@portal_option
+@if_unchanged_option
+@json_option
+@reporting_errors
+def revert_source_change(change_id: str, portal: str, if_version: str | None, as_json: bool):
+    """Put back the old values of one change of a source (secrets are never reverted)."""
+    _revert(portal, change_id, SOURCE, if_version, as_json)
+
+
+# --- history ----------------------------------------------------------------------------------
+
+def _revert(portal: str, change_id: str, kind: str, if_version: str | None, as_json: bool) -> None:
+    tab = service_for(portal)
+    record = tab.history.change(parse_id(change_id))
+    if record is not None and record.object_type != kind:
+        fail(f"Change #{change_id} is a change of a {record.object_type}: use `{record.object_type}s revert`.",
+             as_json=as_json, code="WRONG_KIND")
+    outcome = tab.revert(change_id, if_version)
+    _report_update(kind.capitalize(), str(outcome["id"]), outcome["changed"], as_json)
+
+
+def _print_history(entries: list[dict], as_json: bool) -> None:
+    if as_json:
+        echo_json(entries)
+        return
+    if not entries:
+        click.echo("No changes recorded.")
+        return
+    for entry in entries:
+        undo = "" if entry["revertible"] else "  (not revertible)"
+        click.echo(f"#{entry['id']}  {entry['at']}  {_actor(entry)}  {entry['action']}{undo}")
+        for change in entry["changes"]:
+            click.echo(f"    {change['field']}: {_value(change['old'])} -> {_value(change['new'])}")
+
+
+def _conflict_lines(conflict: dict) -> list[str]:
+    last = conflict.get("lastChange")
+    lines = [f"last changed {last['at']} by {_actor(last)}"] if last else []
+    lines += [f"{item['field']}: yours {_value(item['yours'])}, theirs {_value(item['theirs'])}"
+              for item in conflict.get("fields") or []]
+    return lines + [f"current version: {conflict['current'].get('version')}"]
+
+
+def _actor(change: dict) -> str:
+    actor = change["actor"]
+    who = actor.get("name") or (f"user #{actor['id']}" if actor.get("id") else actor.get("kind"))
+    return f"{who} ({change['via']})"
+
+
+def _last_change(change: dict | None) -> str:
+    return f"{change['at'][:16].replace('T', ' ')} {_actor(change)}" if change else "-"
+
+
+def _value(value, limit: int = 60) -> str:
+    if value is None or value == "":
+        return "(empty)"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# --- creating, deleting, testing ----------------------------------------------------------------
+
+@connectors.command("add", epilog=FIELDS_HELP)
+@click.argument("fields")
+@portal_option
+@json_option
+@reporting_errors
+def add_connector(fields: str, portal: str, as_json: bool):
+    """Create a custom connector (endpoints hosted elsewhere). FIELDS needs title, logo, the four
+    URLs and settings; `secretSettings` lists the setting codes whose values stay hidden."""
+    item = service_for(portal).add_connector(read_fields(fields))
+    if as_json:
+        echo_json(item)
+    else:
+        click.echo(f'Connector #{item["id"]} "{item["title"]}" created.')
+
+
+@connectors.command("delete")
+@click.argument("connector_id")
+@portal_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@reporting_errors
+def delete_connector(connector_id: str, portal: str, yes: bool, as_json: bool):
+    """Delete a custom connector. Bitrix24 refuses while sources use it."""
+    service = service_for(portal)
+    _confirm(f"connector #{connector_id}", service.connector(connector_id).get("title"), yes, as_json)
+    _report_deleted("Connector", service.delete_connector(connector_id), as_json)
+
+
+@sources.command("add", epilog=FIELDS_HELP)
+@click.argument("fields")
+@portal_option
+@json_option
+@reporting_errors
+def add_source(fields: str, portal: str, as_json: bool):
+    """Create a source on a custom connector: FIELDS has connectorId, title, settings (code to value)
+    and optionally description. Bitrix24 checks the settings with the connector's urlCheck first."""
+    item = service_for(portal).add_source(read_fields(fields))
+    if as_json:
+        echo_json(item)
+    else:
+        click.echo(f'Source #{item["id"]} "{item["title"]}" created.')
+
+
+@sources.command("delete")
+@click.argument("source_id")
+@portal_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@reporting_errors
+def delete_source(source_id: str, portal: str, yes: bool, as_json: bool):
+    """Delete a source. Bitrix24 refuses while BI Builder datasets use it."""
+    service = service_for(portal)
+    _confirm(f"source #{source_id}", service.source(source_id).get("title"), yes, as_json)
+    _report_deleted("Source", service.delete_source(source_id), as_json)
+
+
+@sources.command("check")
+@click.argument("source_id")
+@portal_option
+@json_option
+@reporting_errors
+def check_source(source_id: str, portal: str, as_json: bool):
+    """Test connection: what Bitrix24 sees from the connector's urlCheck (exit 1 if it fails)."""
+    result = service_for(portal).check_source(source_id, current_app.extensions.get("gateway"))
+    if as_json:
+        echo_json(result)
+    else:
+        status = f", HTTP {result['status']}" if result["status"] and not result["ok"] else ""
+        click.echo(f"Source #{source_id}: {result['outcome']}{status}. {result['message']}",
+                   err=not result["ok"])
+    if not result["ok"]:
+        raise SystemExit(1)
+
+
+def _confirm(what: str, title, yes: bool, as_json: bool) -> None:
+    """Ask before deleting; scripts (--json) must say --yes, since a question would break their output."""
+    if yes:
+        return
+    if as_json:
+        fail("Deleting needs --yes together with --json.", as_json=True, code="CONFIRMATION_REQUIRED")
+    if not click.confirm(f'Delete {what} "{title}"?', default=False):
+        fail("Nothing was deleted.", code="NOT_CONFIRMED")
+
+
+def _report_deleted(kind: str, outcome: dict, as_json: bool) -> None:
+    if as_json:
+        echo_json(outcome)
+    else:
+        click.echo(f"{kind} #{outcome['deleted']} deleted.")
 
 
 # --- printing ----------------------------------------------------------------------------------
@@ -170,6 +392,12 @@ def _indent(text: str) -> str:
 
 def _codes(connector: dict) -> str:
     return ", ".join(str(s.get("code")) for s in connector.get("settings") or []) or "-"
+
+
+def _shown_value(setting: dict) -> str:
+    if setting.get("secret", True):
+        return "(secret, set)" if setting.get("isSet") else "(secret, not set)"
+    return setting.get("value") or "(empty)"
 
 
 def _set_codes(source: dict) -> str:

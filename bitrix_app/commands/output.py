@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import textwrap
 from datetime import datetime
 
 import click
@@ -26,6 +28,13 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def wrapped(label: str, text: str, indent: int = 4) -> str:
+    """`label: text` on lines of the terminal's width (at most 100), continuation lines indented."""
+    width = min(shutil.get_terminal_size().columns, 100)
+    return textwrap.fill(f"{label}: {text}", width=width, subsequent_indent=" " * indent,
+                         break_long_words=False, break_on_hyphens=False)
+
+
 def _cell(value) -> str:
     if value is None:
         return "-"
@@ -39,11 +48,12 @@ def echo_json(data) -> None:
 
 
 def fail(message: str, *, as_json: bool = False, code: str = "ERROR", details: list | None = None):
-    """Print an error (JSON on stdout for scripts, text on stderr for people) and exit 1."""
+    """Print an error (JSON on stdout for scripts, text on stderr for people; both with the code)
+    and exit 1."""
     if as_json:
         echo_json({"error": code, "error_description": message, "details": details or []})
     else:
-        click.echo(f"Error: {message}", err=True)
+        click.echo(f"Error ({code}): {message}" if code != "ERROR" else f"Error: {message}", err=True)
         for line in details or []:
             click.echo(f"  {line}", err=True)
     sys.exit(1)

@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 from ..gateway.databases import plan_step
 from ..services.automation import DEFAULT_WORKERS
 from ..services.plans import PlanError, PlanRunner, PortalReport, load_plan
-from .output import bitrix, echo_json, fail, table
+from .output import bitrix, echo_json, fail, table, wrapped
 
 plan = AppGroup("plan", help="Declarative plans for connectors and sources across portals.")
 
@@ -23,7 +23,12 @@ plan = AppGroup("plan", help="Declarative plans for connectors and sources acros
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report instead of text.")
 @click.option("--workers", type=click.IntRange(1, 64), default=DEFAULT_WORKERS, show_default=True,
               help="Portals processed at the same time (each keeps to its own rate limit).")
-def apply(plan_file: str, dry_run: bool, as_json: bool, workers: int):
+@click.option("--if-unchanged", is_flag=True,
+              help="Right before writing, read the objects again; skip (as EDIT_CONFLICT) any that changed "
+                   "since the diff read them.")
+@click.option("--allow-delete", is_flag=True,
+              help="Let entries with `ensure: absent` delete connectors and sources (refused otherwise).")
+def apply(plan_file: str, dry_run: bool, as_json: bool, workers: int, if_unchanged: bool, allow_delete: bool):
     """Apply PLAN (YAML or JSON) to its portals: diff each portal, then send only real changes.
 
     Updates go out in batches of up to 50; a failing portal is reported and skipped. Secrets
@@ -34,7 +39,10 @@ def apply(plan_file: str, dry_run: bool, as_json: bool, workers: int):
         loaded = load_plan(plan_file)
     except PlanError as exc:
         fail(str(exc), as_json=as_json, code="INVALID_PLAN")
-    runner = PlanRunner(bitrix(), loaded, dry_run=dry_run,
+    if loaded.deletes and not allow_delete:
+        fail("The plan deletes connectors or sources (ensure: absent). Review it with --dry-run, then run it "
+             "with --allow-delete.", as_json=as_json, code="DELETE_NOT_ALLOWED")
+    runner = PlanRunner(bitrix(), loaded, dry_run=dry_run, if_unchanged=if_unchanged,
                         databases=plan_step(bitrix(), current_app.extensions["gateway"]))
     portals = runner.portals()
     reports = _run_with_progress(runner, portals, workers, show=not as_json and sys.stderr.isatty())
@@ -77,7 +85,8 @@ def _print_diffs(reports: list[PortalReport], dry_run: bool) -> None:
             for change in update.changes:
                 click.echo(f"      {change.field}: {change.before} -> {change.after}")
             if update.error:
-                click.echo(f"    failed: {update.error}")
+                code = f" ({update.error_code})" if update.error_code else ""
+                click.echo(wrapped(f"    failed{code}", update.error, indent=6))
             elif not dry_run and not update.applied:
                 click.echo("    not applied")
         for problem in report.problems:
@@ -86,17 +95,33 @@ def _print_diffs(reports: list[PortalReport], dry_run: bool) -> None:
 
 
 def _print_summary(reports: list[PortalReport], dry_run: bool) -> None:
-    def status(report: PortalReport) -> str:
-        return "would change" if dry_run and report.status == "changed" else report.status
-
+    """A table of portals, then each reason on lines of its own (a long one would break the table)."""
     if not reports:
         click.echo("The plan names no portals, and the app is installed nowhere.")
         return
-    click.echo(table(
-        ["PORTAL", "STATUS", "UPDATES", "REQUESTS", "REASON"],
-        [[r.domain or r.portal, status(r), len(r.updates), r.requests, r.reason] for r in reports],
-    ))
+    click.echo(table(["PORTAL", "STATUS", "UPDATES", "REQUESTS"],
+                     [[r.domain or r.portal, _status(r, dry_run), len(r.updates), r.requests] for r in reports]))
+    reasons = [wrapped(r.domain or r.portal, r.reason + (f" ({r.code})" if r.code else ""))
+               for r in reports if r.reason]
+    if reasons:
+        click.echo("\n" + "\n".join(reasons))
+    done = "would change" if dry_run else "changed"
+    partly = sum(1 for r in reports if r.status == "failed" and _landed(r, dry_run))
     counts = _counts(reports)
-    total = f"{counts['changed']} {'would change' if dry_run else 'changed'}, {counts['unchanged']} unchanged, " \
-            f"{counts['failed']} failed"
+    total = ", ".join([f"{counts['changed']} {done}"] + ([f"{partly} partly {done}"] if partly else [])
+                      + [f"{counts['unchanged']} unchanged", f"{counts['failed'] - partly} failed"])
     click.echo(f"\n{total}" + (" (dry run: nothing was sent)" if dry_run else ""))
+
+
+def _status(report: PortalReport, dry_run: bool) -> str:
+    """changed / unchanged / failed, or "1 changed, 1 failed" for a portal where only some updates landed."""
+    done = "would change" if dry_run else "changed"
+    if report.status != "failed":
+        return done if report.status == "changed" else report.status
+    landed = _landed(report, dry_run)
+    failed = sum(1 for u in report.updates if u.error) + len(report.problems)
+    return f"{landed} {done}, {max(failed, 1)} failed" if landed else "failed"
+
+
+def _landed(report: PortalReport, dry_run: bool) -> int:
+    return sum(1 for u in report.updates if not u.error and (dry_run or u.applied))

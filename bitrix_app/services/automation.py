@@ -10,7 +10,9 @@ Plain Python, no Flask: the CLI, scheduled jobs and the benchmark all use it.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterable, Sized
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from itertools import islice
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterator, Sequence, TypeVar
@@ -102,6 +104,21 @@ def portal_history(session_factory, member_id: str, limit: int = 10) -> list[dic
         return [{"at": _iso(row.created_at), "kind": row.kind, "detail": row.detail} for row in rows]
 
 
+def iter_installed_member_ids(session_factory, page_size: int = 500) -> Iterator[str]:
+    """The same portals (in id order), read `page_size` at a time: memory stays flat in their number
+    and no connection or cursor is held while the caller works."""
+    after = 0
+    while True:
+        with session_factory() as session:
+            rows = session.execute(
+                select(Portal.id, Portal.member_id).where(Portal.status != PortalStatus.UNINSTALLED, Portal.id > after)
+                .order_by(Portal.id).limit(page_size)).all()
+        if not rows:
+            return
+        yield from (member_id for _, member_id in rows)
+        after = rows[-1][0]
+
+
 def installed_member_ids(session_factory) -> list[str]:
     """Every portal the app is installed on, including ones that currently fail (they get reported)."""
     with session_factory() as session:
@@ -136,7 +153,7 @@ def reason_for(exc: Exception) -> str:
 
 
 def run_for_portals(
-    portals: list[str],
+    portals: Iterable[str],
     task: Callable[[str], T],
     on_error: Callable[[str, Exception], T],
     workers: int = DEFAULT_WORKERS,
@@ -144,6 +161,8 @@ def run_for_portals(
     """Run `task(portal)` for every portal on a bounded pool; yield results as they finish.
 
     An exception from a task becomes `on_error(portal, exc)`, so one portal never stops the rest.
+    `portals` may be a stream: at most two tasks per worker are taken from it ahead, and a result is
+    dropped once yielded, so memory does not grow with the number of portals.
     """
     def guarded(portal: str) -> T:
         try:
@@ -151,12 +170,18 @@ def run_for_portals(
         except Exception as exc:  # every failure is reported per portal, whatever its kind
             return on_error(portal, exc)
 
-    if not portals:
-        return
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(portals))), thread_name_prefix="portal") as pool:
-        futures = [pool.submit(guarded, portal) for portal in portals]
-        for future in as_completed(futures):
-            yield future.result()
+    if isinstance(portals, Sized):
+        if len(portals) == 0:
+            return
+        workers = min(workers, len(portals))
+    pending = iter(portals)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="portal") as pool:
+        running = {pool.submit(guarded, portal) for portal in islice(pending, 2 * max(1, workers))}
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            running |= {pool.submit(guarded, portal) for portal in islice(pending, len(done))}
+            for future in done:
+                yield future.result()
 
 
 def failed_outcome(portal: str, exc: Exception) -> PortalOutcome:

@@ -111,9 +111,20 @@ class Biconnector:
         """`settings`, if given, replaces the stored list wholesale: pass the complete table."""
         return self.client.call("biconnector.connector.update", {"id": connector_id, "fields": fields}) is True
 
+    def delete_connector(self, connector_id: int) -> bool:
+        """Bitrix24 refuses (CONNECTOR_DELETE_RESTRICTED) while any source uses the connector."""
+        return self.client.call("biconnector.connector.delete", {"id": connector_id}) is True
+
     # Sources
     def sources(self, **params) -> list[Source]:
         return [normalize_source(item) for item in self.client.list_all("biconnector.source.list", params)]
+
+    def connectors_and_sources(self) -> tuple[list[Connector], list[Source]]:
+        """Both complete lists in as few requests as paging allows: the first pages together."""
+        lists = self.client.list_many({"connectors": ("biconnector.connector.list", {}),
+                                       "sources": ("biconnector.source.list", {})})
+        return ([normalize_connector(item) for item in lists["connectors"]],
+                [normalize_source(item) for item in lists["sources"]])
 
     def source(self, source_id: int) -> Source:
         return normalize_source(self.client.call("biconnector.source.get", {"id": source_id})["item"])

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import sessionmaker
 
 from ..logging_setup import install_log_redaction
-from ..models import Portal
+from ..models import Portal, PortalStatus
 from .biconnector import Biconnector
 from .crypto import TokenCipher
 from .errors import PORTAL_NOT_FOUND, BitrixError, OAuthError, PortalUnavailable
@@ -35,6 +35,9 @@ class PortalCredentials:
         self.member_id = member_id
 
     def current(self) -> AccessToken:
+        return self.tokens.remembered(self.member_id)
+
+    def reread(self) -> AccessToken:
         return self.tokens.current(self.member_id)
 
     def refreshed(self, stale: AccessToken) -> AccessToken:
@@ -79,6 +82,9 @@ class Bitrix:
     def client(self, member_id_or_domain: str) -> BitrixClient:
         """A REST client bound to the portal's stored token (refresh and renames handled)."""
         portal = self.portal(member_id_or_domain)
+        if portal.status != PortalStatus.ACTIVE:
+            # Marked by another worker (needs_reauth, payment, uninstalled): the store has the final word.
+            self.tokens.forget(portal.member_id)
         credentials = PortalCredentials(self.tokens, self.oauth, portal.member_id)
         return self._client(portal.client_endpoint, credentials, self._paced(portal.member_id), portal.member_id)
 

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ..models import Database, GatewayConnector, Portal, PortalHistory, PortalStatus
+from ..models import (ChangeRecord, ConnectorSecretSettings, Database, GatewayConnector, Portal, PortalHistory,
+                      PortalStatus, PortalUserName)
 from .bitrix import Bitrix
 from .errors import BitrixError, OAuthError, PortalUnavailable, Rejected
 from .oauth import AppInfo, TokenSet
@@ -257,7 +258,8 @@ def _purge(session: Session, portal: Portal) -> None:
     session.execute(delete(PortalHistory).where(PortalHistory.member_id == portal.member_id))
     # The databases' credentials go too; Bitrix24 may keep the sources, which then fail.
     session.execute(delete(Database).where(Database.portal_id == portal.id))
-    session.execute(delete(GatewayConnector).where(GatewayConnector.portal_id == portal.id))
+    for model in (GatewayConnector, ConnectorSecretSettings, ChangeRecord, PortalUserName):
+        session.execute(delete(model).where(model.portal_id == portal.id))
 
 
 # Bitrix24 revokes the app's tokens before it sends ONAPPUNINSTALL (reference 2.6, 4.6, 3.8).

@@ -57,15 +57,24 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
         "Bitrix24 has no such source (connection) for this app. It may have been deleted in the Analytics hub.",
         "В Битрикс24 нет такого источника (подключения) этого приложения. Возможно, его удалили в Аналитическом центре.",
     ),
+    # Bitrix24 does not say why its urlCheck call failed (reference 6.4), so all three causes are named.
     "SOURCE_UPDATE_CONNECTION_ERROR": (
-        "Bitrix24 did not save the source: the connector's check URL did not answer. Make sure the connector's "
-        "server is running and reachable from the internet, then save again.",
-        "Битрикс24 не сохранил источник: адрес проверки коннектора не ответил. Убедитесь, что сервер коннектора "
-        "работает и доступен из интернета, и сохраните ещё раз.",
+        "Bitrix24 did not save the source: the connector's check URL refused the connection. Either it did "
+        "not answer (is the connector's server running and reachable from the internet?), or it answered with "
+        "an error status (the credentials or settings were rejected: check them), or with an empty body. "
+        "Use “Test connection” to see which.",
+        "Битрикс24 не сохранил источник: адрес проверки коннектора не принял подключение. Либо он не ответил "
+        "(работает ли сервер коннектора и доступен ли он из интернета?), либо ответил кодом ошибки (учётные "
+        "данные или параметры отклонены: проверьте их), либо вернул пустой ответ. «Проверить подключение» "
+        "покажет, что именно.",
     ),
     "SOURCE_CREATE_CONNECTION_ERROR": (
-        "Bitrix24 did not create the source: the connector's check URL did not answer.",
-        "Битрикс24 не создал источник: адрес проверки коннектора не ответил.",
+        "Bitrix24 did not create the source: the connector's check URL refused the connection. Either it did "
+        "not answer (is the connector's server running and reachable from the internet?), or it answered with "
+        "an error status (the credentials or settings were rejected: check them), or with an empty body.",
+        "Битрикс24 не создал источник: адрес проверки коннектора не принял подключение. Либо он не ответил "
+        "(работает ли сервер коннектора и доступен ли он из интернета?), либо ответил кодом ошибки (учётные "
+        "данные или параметры отклонены: проверьте их), либо вернул пустой ответ.",
     ),
     "QUERY_LIMIT_EXCEEDED": (
         "Bitrix24 is receiving too many requests from the app right now. Wait a few seconds and try again.",
@@ -289,6 +298,92 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Reopen the app from Bitrix24 to renew the authorization.",
         "Откройте приложение из Битрикс24 заново, чтобы обновить авторизацию.",
     ),
+    # Change history and concurrent edits (services/history.py)
+    "EDIT_CONFLICT": (
+        "Someone else changed this since you opened it. Compare their values with yours and save again.",
+        "Пока вы редактировали, это изменил кто-то другой. Сравните его значения со своими и сохраните снова.",
+    ),
+    "NOT_REVERTIBLE": (
+        "This change cannot be undone here: it changed only secret values or created or deleted the object.",
+        "Это изменение нельзя отменить здесь: в нём менялись только секретные значения или объект создавался "
+        "или удалялся.",
+    ),
+    "CHANGE_NOT_FOUND": (
+        "There is no such change in this portal's history.",
+        "В истории этого портала нет такого изменения.",
+    ),
+    "INVALID_VERSION": (
+        "ifVersion has to be the version text the object was loaded with.",
+        "ifVersion должен быть текстом версии, с которой объект был загружен.",
+    ),
+    "UNKNOWN_USERS": (
+        "These user ids do not exist on the portal: {ids}. Pick users by name instead.",
+        "На портале нет пользователей с такими идентификаторами: {ids}. Выберите пользователей по имени.",
+    ),
+    # Creating, deleting and testing connectors and sources (services/tab.py)
+    "GATEWAY_CONNECTOR": (
+        "This connector belongs to the app's secure gateway and comes back on its own. To remove its data "
+        "from BI Builder, remove the database in the app's Databases part instead.",
+        "Этот коннектор принадлежит защищённому шлюзу приложения и восстанавливается сам. Чтобы убрать его "
+        "данные из BI-конструктора, удалите базу данных в разделе приложения «Базы данных».",
+    ),
+    "GATEWAY_CONNECTOR_SOURCE": (
+        "Sources of the app's secure gateway are made by adding a database in the app's Databases part.",
+        "Источники защищённого шлюза приложения создаются добавлением базы данных в разделе «Базы данных».",
+    ),
+    "GATEWAY_SOURCE": (
+        "This source belongs to a database of the app's secure gateway. Remove the database in the app's "
+        "Databases part instead; that deletes the source too.",
+        "Этот источник принадлежит базе данных защищённого шлюза приложения. Удалите базу данных в разделе "
+        "«Базы данных»: источник удалится вместе с ней.",
+    ),
+    "CONNECTOR_DELETE_RESTRICTED": (
+        "Bitrix24 keeps a connector while sources use it. Delete the connector's sources first, then the connector.",
+        "Битрикс24 не удаляет коннектор, пока им пользуются источники. Сначала удалите источники коннектора, "
+        "затем сам коннектор.",
+    ),
+    "SOURCE_IN_USE": (
+        "Bitrix24 keeps a source while BI Builder datasets use it. Delete those datasets in BI Builder first, "
+        "then the source.",
+        "Битрикс24 не удаляет источник, пока им пользуются наборы данных BI-конструктора. Сначала удалите эти "
+        "наборы данных в BI-конструкторе, затем источник.",
+    ),
+    # Test connection: what Bitrix24 saw from the connector's urlCheck
+    "CHECK_OK": (
+        "The connector's check URL accepted the connection: Bitrix24 can use this source.",
+        "Адрес проверки коннектора принял подключение: Битрикс24 может пользоваться этим источником.",
+    ),
+    "CHECK_NO_ANSWER": (
+        "The connector's check URL did not answer in time. Make sure the connector's server is running and "
+        "reachable from the internet.",
+        "Адрес проверки коннектора не ответил вовремя. Убедитесь, что сервер коннектора работает и доступен "
+        "из интернета.",
+    ),
+    "CHECK_ERROR_STATUS": (
+        "The connector's check URL answered with an error status{status}: it rejected the credentials or "
+        "settings. Check the source's settings.",
+        "Адрес проверки коннектора ответил кодом ошибки{status}: он отклонил учётные данные или параметры. "
+        "Проверьте параметры источника.",
+    ),
+    "CHECK_EMPTY_BODY": (
+        "The connector's check URL answered with an empty body, which Bitrix24 counts as a failure. The "
+        "connector has to answer 200 with some text.",
+        "Адрес проверки коннектора вернул пустой ответ, а Битрикс24 считает это ошибкой. Коннектор должен "
+        "отвечать 200 с непустым текстом.",
+    ),
+    "CHECK_REFUSED": (
+        "Bitrix24 refused the connection to the connector's check URL without saying why: it did not answer, "
+        "answered with an error status (credentials or settings rejected) or answered with an empty body. "
+        "Check that the connector's server is reachable from the internet and that the source's settings are "
+        "right.",
+        "Битрикс24 отказался от подключения к адресу проверки коннектора, не сообщив причину: он не ответил, "
+        "ответил кодом ошибки (учётные данные или параметры отклонены) или вернул пустой ответ. Проверьте, что "
+        "сервер коннектора доступен из интернета и параметры источника верны.",
+    ),
+    "INVALID_SEARCH": (
+        "Type up to 100 characters of a user's name to search for.",
+        "Введите до 100 символов имени пользователя для поиска.",
+    ),
 }
 
 UI: dict[str, tuple[str, str]] = {
@@ -304,7 +399,6 @@ UI: dict[str, tuple[str, str]] = {
     "back": ("Back to the list", "Назад к списку"),
     "connectors": ("Connectors", "Коннекторы"),
     "sources": ("Sources", "Источники"),
-    "no_connectors": ("The app has no connectors on this portal yet.", "У приложения пока нет коннекторов на этом портале."),
     "no_sources": ("No sources use this connector.", "Этот коннектор не используется ни одним источником."),
     "orphan_sources": ("Sources of other connectors", "Источники других коннекторов"),
     "connector": ("Connector", "Коннектор"),
@@ -332,19 +426,11 @@ UI: dict[str, tuple[str, str]] = {
     "setting_code": ("Code", "Код"),
     "setting_type": ("Type", "Тип"),
     "add_setting": ("Add parameter", "Добавить параметр"),
-    "move_up": ("Move up", "Выше"),
-    "move_down": ("Move down", "Ниже"),
     "remove": ("Remove", "Удалить"),
     "field_connector": ("Connector", "Коннектор"),
     "field_active": ("Active", "Активен"),
-    "active_yes": ("Yes", "Да"),
-    "active_no": ("No", "Нет"),
     "active_note": ("Bitrix24 turns sources on and off only in its own Analytics hub.",
                     "Битрикс24 включает и выключает источники только в своём Аналитическом центре."),
-    "value_set": ("Value is set. Type a new value to replace it.", "Значение задано. Введите новое, чтобы заменить."),
-    "value_not_set": ("Not set.", "Не задано."),
-    "secret_note": ("Stored values are never shown; only what you type is sent.",
-                    "Сохранённые значения не показываются; отправляется только то, что вы ввели."),
     "required": ("Required.", "Обязательное поле."),
     "too_long": ("Too long.", "Слишком длинное значение."),
     "bad_url": ("Must be an http:// or https:// URL.", "Нужен адрес, начинающийся с http:// или https://."),
@@ -353,21 +439,14 @@ UI: dict[str, tuple[str, str]] = {
     "duplicate_code": ("This code is used twice.", "Такой код уже есть в таблице."),
     "read_only_banner": ("You can view the connectors, but not change them. Ask a portal administrator for edit access.",
                          "Вы можете просматривать коннекторы, но не изменять их. Попросите доступ у администратора портала."),
-    "reauth_banner_admin": ("The app's stored authorization stopped working, so the data cannot be loaded. "
-                            "Renew it with your own authorization:",
-                            "Сохранённая авторизация приложения перестала действовать, поэтому данные не загружаются. "
-                            "Обновите её своей авторизацией:"),
-    "reauth_banner_user": ("The app's stored authorization stopped working. Ask a portal administrator to open the app.",
-                           "Сохранённая авторизация приложения перестала действовать. Попросите администратора портала открыть приложение."),
     "reauth_button": ("Renew authorization", "Обновить авторизацию"),
     "reauth_done": ("Authorization renewed.", "Авторизация обновлена."),
     "payment_banner": ("The app's subscription has to be paid before it can load data.",
                        "Чтобы приложение загружало данные, нужно оплатить подписку."),
     "editors": ("Who can edit", "Кто может изменять"),
-    "editors_hint": ("Portal administrators can always edit. Allow other users by their Bitrix24 user id.",
-                     "Администраторы портала могут изменять всегда. Разрешите другим пользователям по их ID в Битрикс24."),
+    "editors_hint": ("Portal administrators can always edit. Find other users by name to allow them.",
+                     "Администраторы портала могут изменять всегда. Найдите других пользователей по имени, чтобы разрешить им."),
     "editors_none": ("Only administrators.", "Только администраторы."),
-    "editor_id": ("User id", "ID пользователя"),
     "editor_add": ("Allow", "Разрешить"),
     "editor_pick": ("Choose users…", "Выбрать пользователей…"),
     "user": ("User", "Пользователь"),
@@ -375,7 +454,6 @@ UI: dict[str, tuple[str, str]] = {
                       "Не удалось связаться с сервером приложения. Проверьте соединение и повторите."),
     "source_count": ("Sources: {n}", "Источников: {n}"),
     "connector_id": ("Connector #{id}", "Коннектор #{id}"),
-    "row": ("Row {n}", "Строка {n}"),
     "error_code": ("Code", "Код"),
     "you": ("You", "Вы"),
     "role_admin": ("administrator", "администратор"),
@@ -452,6 +530,140 @@ UI: dict[str, tuple[str, str]] = {
                     "Битрикс24 получит новый секрет; старый перестанет действовать, как только Битрикс24 его сохранит."),
     "bad_port": ("A whole number from 1 to 65535.", "Целое число от 1 до 65535."),
     "check_field": ("Check this field.", "Проверьте это поле."),
+    # The editor as Bitrix24 users know it (issue 9)
+    "badge_active": ("Active", "Активен"),
+    "badge_inactive": ("Inactive", "Неактивен"),
+    "sort_hint": ("Lower numbers come first in BI Builder's list of connectors (Bitrix24's default is 100).",
+                  "Чем меньше число, тем выше коннектор в списке BI-конструктора (по умолчанию в Битрикс24 — 100)."),
+    "sourceCode_hint": ("An optional code up to 64 characters that Bitrix24 keeps with the connector; it does not change "
+                        "the data. Leave it as it is unless your integration asks for one.",
+                        "Необязательный код до 64 символов, который Битрикс24 хранит вместе с коннектором; на данные он "
+                        "не влияет. Не меняйте его, если интеграция этого не требует."),
+    "supportMapping_hint": ("Tick it when the connector's data endpoint follows columns that BI Builder users renamed "
+                            "(Bitrix24 then sends the mapping with every data request).",
+                            "Отметьте, если адрес данных коннектора учитывает столбцы, переименованные пользователями "
+                            "BI-конструктора (Битрикс24 передаёт сопоставление в каждом запросе данных)."),
+    "required_legend": ("Fields marked * are required.", "Поля, отмеченные *, обязательны."),
+    "logo_uploaded": ("Uploaded image, {size}", "Загруженное изображение, {size}"),
+    "logo_use_url": ("Use an image URL instead", "Указать адрес картинки"),
+    "logo_preview_alt": ("Logo of {title}", "Логотип: {title}"),
+    "empty_value": ("Not set", "Не задано"),
+    "yes": ("Yes", "Да"),
+    "no": ("No", "Нет"),
+    "secret_set": ("Set (secret, not shown)", "Задано (секрет, не показывается)"),
+    "secret_not_set": ("Not set (secret)", "Не задано (секрет)"),
+    "secret_value_set": ("Secret. A value is set; type a new one to replace it.",
+                         "Секрет. Значение задано; введите новое, чтобы заменить."),
+    "secret_value_not_set": ("Secret. Not set.", "Секрет. Не задано."),
+    "shown_note": ("Secret values are never shown; only what you type is sent. Other values are shown as stored.",
+                   "Секретные значения не показываются; отправляется только введённое. Остальные показаны как есть."),
+    "connector_edit_aria": ("Edit connector {title}", "Изменить коннектор {title}"),
+    "connector_view_aria": ("View connector {title}", "Просмотр: коннектор {title}"),
+    "source_edit_aria": ("Edit source {title}", "Изменить источник {title}"),
+    "source_view_aria": ("View source {title}", "Просмотр: источник {title}"),
+    "setting_row_label": ("Parameter {n}", "Параметр {n}"),
+    "setting_move_up_aria": ("Move parameter {n} up", "Переместить параметр {n} выше"),
+    "setting_move_down_aria": ("Move parameter {n} down", "Переместить параметр {n} ниже"),
+    "setting_remove_aria": ("Remove parameter {n}", "Удалить параметр {n}"),
+    "save_connector": ("Save connector", "Сохранить коннектор"),
+    "save_source": ("Save source", "Сохранить источник"),
+    "save_database": ("Save database", "Сохранить базу данных"),
+    "unsaved_title": ("Discard your changes?", "Отменить изменения?"),
+    "unsaved_text": ("You changed this form and did not save it. Your changes will be lost.",
+                     "Вы изменили форму и не сохранили её. Изменения будут потеряны."),
+    "discard": ("Discard changes", "Отменить изменения"),
+    "keep_editing": ("Keep editing", "Продолжить редактирование"),
+    "search": ("Search", "Поиск"),
+    "search_placeholder": ("Title of a connector or source", "Название коннектора или источника"),
+    "filter_connector": ("Connector", "Коннектор"),
+    "filter_all_connectors": ("All connectors", "Все коннекторы"),
+    "filter_active": ("Sources", "Источники"),
+    "filter_all_sources": ("All sources", "Все источники"),
+    "filter_active_only": ("Active only", "Только активные"),
+    "filter_inactive_only": ("Inactive only", "Только неактивные"),
+    "filter_nothing": ("Nothing matches the search or filters.", "Ничего не найдено по поиску и фильтрам."),
+    "filter_count": ("Shown: {n} of {total} sources", "Показано источников: {n} из {total}"),
+    "sources_show_all": ("Show all {n} sources of {title}", "Показать все источники ({n}): {title}"),
+    "sources_show_all_short": ("Show all {n}", "Показать все ({n})"),
+    "sources_show_fewer": ("Show fewer", "Свернуть"),
+    "reauth_banner_admin_one": ("The app lost its access to this portal, so nothing can be loaded. "
+                                "Renew it with your own authorization.",
+                                "Приложение потеряло доступ к порталу, поэтому ничего не загружается. "
+                                "Восстановите его своей авторизацией."),
+    "reauth_banner_user_one": ("The app lost its access to this portal, so nothing can be shown. "
+                               "A portal administrator can restore it by opening the app.",
+                               "Приложение потеряло доступ к порталу, поэтому ничего не показывается. "
+                               "Администратор портала восстановит его, открыв приложение."),
+    "empty_title": ("Bring your company's data into BI Builder", "Данные компании — в BI-конструктор"),
+    "empty_text": ("BI Builder gets external data through connectors. This app serves connectors for your own "
+                   "PostgreSQL and MySQL databases (credentials stay in the app) and lets you manage connectors "
+                   "hosted elsewhere. There is nothing here yet.",
+                   "BI-конструктор получает внешние данные через коннекторы. Приложение обслуживает коннекторы к вашим "
+                   "базам PostgreSQL и MySQL (учётные данные остаются в приложении) и помогает управлять коннекторами, "
+                   "размещёнными в другом месте. Пока здесь ничего нет."),
+    "empty_reader": ("There is nothing here yet. A portal administrator can add a database or a custom connector.",
+                     "Пока здесь ничего нет. Администратор портала может добавить базу данных или свой коннектор."),
+    "connector_add": ("Add a custom connector", "Добавить свой коннектор"),
+    "connector_new": ("New custom connector", "Новый коннектор"),
+    "connector_added": ("Connector added.", "Коннектор добавлен."),
+    "connector_delete": ("Delete", "Удалить"),
+    "connector_delete_aria": ("Delete connector {title}", "Удалить коннектор {title}"),
+    "connector_delete_title": ("Delete connector “{title}”?", "Удалить коннектор «{title}»?"),
+    "connector_delete_text": ("BI Builder loses the connector for good. Bitrix24 refuses while sources still use it.",
+                              "Коннектор будет удалён из BI-конструктора окончательно. Битрикс24 откажет, пока его "
+                              "используют источники."),
+    "connector_deleted": ("Connector “{title}” deleted.", "Коннектор «{title}» удалён."),
+    "source_add": ("Add a source", "Добавить источник"),
+    "source_add_aria": ("Add a source to connector {title}", "Добавить источник к коннектору {title}"),
+    "source_new": ("New source", "Новый источник"),
+    "source_added": ("Source added.", "Источник добавлен."),
+    "source_delete": ("Delete", "Удалить"),
+    "source_delete_aria": ("Delete source {title}", "Удалить источник {title}"),
+    "source_delete_title": ("Delete source “{title}”?", "Удалить источник «{title}»?"),
+    "source_delete_text": ("BI Builder loses the source for good. Bitrix24 refuses while datasets use it.",
+                           "Источник будет удалён из BI-конструктора окончательно. Битрикс24 откажет, пока его "
+                           "используют наборы данных."),
+    "source_deleted": ("Source “{title}” deleted.", "Источник «{title}» удалён."),
+    "delete_for_good": ("Delete for good", "Удалить окончательно"),
+    "source_test": ("Test connection", "Проверить подключение"),
+    "source_test_aria": ("Test connection of source {title}", "Проверить подключение источника {title}"),
+    "source_testing": ("Asking the connector the way Bitrix24 does…", "Запрос к коннектору, как это делает Битрикс24…"),
+    "field_secretSettings": ("Secret parameters", "Секретные параметры"),
+    "secretSettings_hint": ("Codes whose values are never shown, one per line (kept by the app, not by Bitrix24). "
+                            "Left empty on a new connector: codes containing password, secret, token, key, pass or pwd.",
+                            "Коды, значения которых не показываются, по одному в строке (хранит приложение, а не Битрикс24). "
+                            "Если у нового коннектора оставить пустым: коды, содержащие password, secret, token, key, "
+                            "pass или pwd."),
+    "last_change": ("Last change: {when} by {who} ({via})", "Последнее изменение: {when}, {who} ({via})"),
+    "last_change_none": ("No change recorded by the app yet.", "Приложение пока не записало изменений."),
+    "via_tab": ("in the tab", "во вкладке"),
+    "via_api": ("through the API", "через API"),
+    "via_cli": ("from the command line", "из командной строки"),
+    "via_plan": ("by a plan", "планом"),
+    "history": ("History", "История"),
+    "history_empty": ("No changes recorded yet.", "Изменений пока нет."),
+    "history_revert": ("Revert", "Вернуть"),
+    "history_revert_aria": ("Revert the change of {when}", "Вернуть изменение от {when}"),
+    "history_reverted": ("Change reverted.", "Изменение отменено."),
+    "history_secret": ("secret, not shown", "секрет, не показывается"),
+    "conflict_title": ("Someone else changed this meanwhile", "Кто-то изменил это, пока вы редактировали"),
+    "conflict_text": ("{who} saved a change {when}. Compare and choose which version to keep.",
+                      "{who} сохранил изменение {when}. Сравните и выберите, какую версию оставить."),
+    "conflict_field": ("Field", "Поле"),
+    "conflict_yours": ("Yours", "Ваше"),
+    "conflict_theirs": ("Theirs (saved now)", "Их (сохранено сейчас)"),
+    "conflict_keep_theirs": ("Keep theirs", "Оставить их версию"),
+    "conflict_overwrite": ("Overwrite with mine", "Перезаписать своей"),
+    "conflict_kept": ("Their version is loaded; your edits were dropped.", "Загружена их версия; ваши правки отброшены."),
+    "editor_search": ("Find a user by name", "Найти пользователя по имени"),
+    "editor_search_none": ("No user with that name.", "Пользователей с таким именем нет."),
+    "editor_allow_aria": ("Allow {name} to edit", "Разрешить изменять: {name}"),
+    "editor_remove_aria": ("Remove {name} from the editors", "Убрать {name} из редакторов"),
+    "close": ("Close", "Закрыть"),
+    "change_line": ("{when} by {who} ({via})", "{when}, {who} ({via})"),
+    "action_create": ("Created", "Создание"),
+    "action_revert": ("Reverted an earlier change", "Отмена прежнего изменения"),
+    "action_delete": ("Deleted", "Удаление"),
 }
 
 

@@ -39,6 +39,7 @@ from . import php_form
 from .automation import (
     DEFAULT_WORKERS,
     installed_member_ids,
+    iter_installed_member_ids,
     reason_for,
     respecting_operation_limit,
     run_for_portals,
@@ -46,8 +47,10 @@ from .automation import (
 )
 from .biconnector import Biconnector, normalize_settings
 from .errors import BitrixError
+from .history import Actor, History, connector_changes, source_changes, version_of
 from .messages import explain
 from .rest import BATCH_LIMIT, BitrixClient
+from .secret_settings import SecretSettings, is_secret_by_default
 from .validation import EndpointPolicy, FieldError, connector_errors, source_errors
 
 MASK = "***"
@@ -67,7 +70,9 @@ FOREIGN_CHECK_SECONDS = 6.0  # first guess for anyone else's: 5 per batch until 
 CONNECTOR_UPDATE_SECONDS = 0.1
 MIN_CHECK_SECONDS = 0.05
 PLAN_KEYS = {"portals", "connectors", "sources", "databases"}
-ITEM_KEYS = {"match", "fields"}
+ITEM_KEYS = {"match", "fields", "ensure"}
+ENSURE = ("present", "absent")
+CONNECTOR_REQUIRED_ON_ADD = ("logo", "urlCheck", "urlData", "urlTableList", "urlTableDescription", "settings")
 
 
 class PlanError(ValueError):
@@ -83,6 +88,9 @@ class Target:
     kind: str  # "connector" or "source"
     match: dict  # {"id": 7} or {"title": "Main warehouse"}
     fields: dict
+    # None: update what matches (not found is a problem); "present": also create it when nothing
+    # matches its title; "absent": delete what matches.
+    ensure: str | None = None
 
     def describe(self) -> str:
         if "id" in self.match:
@@ -97,6 +105,10 @@ class Plan:
     sources: tuple[Target, ...]
     secrets: frozenset[str] = frozenset()  # values that came from the environment
     databases: tuple[Target, ...] = ()  # applied by the gateway (gateway/databases.py)
+
+    @property
+    def deletes(self) -> bool:
+        return any(target.ensure == "absent" for target in self.connectors + self.sources)
 
     def mask(self, text: str) -> str:
         """`text` with every environment-supplied value replaced by ***."""
@@ -199,25 +211,36 @@ def _parse_targets(kind: str, items) -> tuple[Target, ...]:
 def _parse_target(kind: str, item, index: int) -> Target:
     where = f"{kind}s[{index}]"
     if not isinstance(item, dict) or set(item) - ITEM_KEYS:
-        raise PlanError(f"{where}: each entry has exactly the keys match and fields.")
-    match, fields = item.get("match"), item.get("fields")
+        raise PlanError(f"{where}: each entry has the keys match and fields, and optionally ensure.")
+    match, fields, ensure = item.get("match"), item.get("fields"), item.get("ensure")
+    if (ensure is not None and ensure not in ENSURE) or (ensure == "absent" and kind == "database"):
+        raise PlanError(f"{where}: ensure must be present or absent (databases: present only).")
     if not isinstance(match, dict) or len(match) != 1 or not set(match) <= {"id", "title"}:
         raise PlanError(f"{where}: match must be {{id: <number>}} or {{title: <text>}}.")
     if "id" in match and not (isinstance(match["id"], int) and not isinstance(match["id"], bool) and match["id"] > 0):
         raise PlanError(f"{where}: match id must be a positive integer.")
     if "title" in match and not (isinstance(match["title"], str) and match["title"].strip()):
         raise PlanError(f"{where}: match title must be a non-empty text.")
+    if ensure == "absent":
+        if fields is not None:
+            raise PlanError(f"{where}: an entry with ensure: absent has no fields.")
+        return Target(kind, dict(match), {}, ensure)
     if not isinstance(fields, dict) or not fields:
         raise PlanError(f"{where}: fields must be a non-empty mapping.")
-    return Target(kind, dict(match), dict(fields))
+    return Target(kind, dict(match), dict(fields), ensure)
 
 
 def _static_problems(target: Target) -> list[str]:
     """Checks that need no portal. The title is filled in per portal if the plan leaves it out."""
+    if target.ensure == "absent":
+        return []
     if target.kind == "connector":
         errors = connector_errors(target.fields)
     else:
-        errors = source_errors({"title": "(current title)", **target.fields})
+        fields = dict(target.fields)
+        if target.ensure == "present":  # names the connector of a source it may create (never changed)
+            fields.pop("connectorId", None)
+        errors = source_errors({"title": "(current title)", **fields}) if fields else []
         if "active" in target.fields:  # Bitrix24 ignores it, so the plan would never converge
             errors.append(FieldError("active", "VALIDATION_READ_ONLY_FIELD",
                                      'Bitrix24 changes "active" only in its own Analytics hub.'))
@@ -238,7 +261,7 @@ class Update:
     """One update call: which object, what to send (may hold secrets: never print `payload`)."""
 
     kind: str
-    object_id: int
+    object_id: int  # 0 for an object to create
     title: str
     payload: dict
     changes: list[FieldChange]
@@ -246,12 +269,23 @@ class Update:
     error_code: str | None = None  # Bitrix24's code, for support
     applied: bool = False
     url_check: str | None = None  # a source's connector's urlCheck, which Bitrix24 calls on every update
+    before: dict | None = field(default=None, repr=False)  # the object as the diff read it (secrets too)
+    action: str = "update"  # "add" or "delete" for ensure: present / absent
 
     @property
     def method(self) -> str:
-        return f"biconnector.{self.kind}.update"
+        return f"biconnector.{self.kind}.{self.action}"
+
+    def params(self) -> dict:
+        if self.action == "add":
+            return {"fields": self.payload}
+        if self.action == "delete":
+            return {"id": self.object_id}
+        return {"id": self.object_id, "fields": self.payload}
 
     def describe(self) -> str:
+        if self.action == "add":
+            return f'new {self.kind} "{self.title}"'
         return f'{self.kind} #{self.object_id} "{self.title}"'
 
     def to_dict(self) -> dict:
@@ -260,6 +294,7 @@ class Update:
             "id": self.object_id,
             "title": self.title,
             "changes": [{"field": c.field, "from": c.before, "to": c.after} for c in self.changes],
+            "action": self.action,
             "applied": self.applied,
             "error": self.error,
             "error_code": self.error_code,
@@ -273,15 +308,22 @@ class PortalChanges:
 
 
 def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict],
-                 endpoints: EndpointPolicy = EndpointPolicy()) -> PortalChanges:
+                 endpoints: EndpointPolicy = EndpointPolicy(), is_secret=None) -> PortalChanges:
     """Compare the plan with one portal's current objects. Pure except that the hosts of changed
     connector URLs are resolved through `endpoints` to check their addresses (plans run as the
-    operator, an administrator, but the address rule holds for them too)."""
+    operator, an administrator, but the address rule holds for them too). `is_secret(connector id,
+    code)` says which source settings diffs mask (services/secret_settings.py; default: by code).
+
+    An entry that matches nothing by title and is `present` creates the object; one that is
+    `absent` deletes what it matches (and is a no-op when nothing matches)."""
+    is_secret = is_secret or (lambda _connector_id, code: is_secret_by_default(code))
     result = PortalChanges()
     claimed: set[tuple[str, int]] = set()
     wanted_settings: dict[int, list] = {}
     connector_index, source_index = _index(connectors), _index(sources)
     for target in plan.connectors:
+        if _created_or_deleted(plan, target, connector_index, result, claimed, endpoints, connectors):
+            continue
         current = _find(target, connector_index, result, claimed)
         if current is not None:
             # parse_plan checked the fields themselves; only the hosts of changed URLs are left.
@@ -293,14 +335,54 @@ def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict],
     declared.update(wanted_settings)  # sources are checked against what the plan makes the connector declare
     check_urls = {item["id"]: item.get("urlCheck") for item in connectors}
     for target in plan.sources:
+        if _created_or_deleted(plan, target, source_index, result, claimed, endpoints, connectors, is_secret):
+            continue
         current = _find(target, source_index, result, claimed)
         if current is not None:
-            update = _source_update(plan, target, current)
+            update = _source_update(plan, target, current, is_secret)
             if update is not None:
                 update.url_check = check_urls.get(current.get("connectorId"))
                 settings = declared.get(current.get("connectorId")) if connectors else None
                 _add_update(result, update, source_errors(update.payload, _normalized_settings(settings)))
     return result
+
+
+def _created_or_deleted(plan: Plan, target: Target, index: dict, result: PortalChanges, claimed: set,
+                        endpoints: EndpointPolicy, connectors: list[dict], is_secret=None) -> bool:
+    """Handle an `absent` entry, or a `present` one that matches nothing by title (→ add);
+    False: an ordinary update, for the caller."""
+    found = _matching(target, index)
+    if target.ensure == "absent":
+        if found:
+            current = _find(target, index, result, claimed)
+            if current is not None:
+                result.updates.append(Update(target.kind, current["id"], current.get("title", ""), {},
+                                             [FieldChange("(object)", "exists", "deleted")], before=current,
+                                             action="delete"))
+        return True
+    if target.ensure != "present" or found or "title" not in target.match:
+        return False
+    fields = {"title": target.match["title"], **target.fields}
+    if target.kind == "connector":
+        errors = [FieldError(name, "VALIDATION_REQUIRED_FIELD_MISSING", f'Field "{name}" is required.')
+                  for name in CONNECTOR_REQUIRED_ON_ADD if name not in fields]
+        errors += endpoints.errors(fields)
+        fields = {**fields, **({"settings": _normalized_settings(fields["settings"])} if "settings" in fields else {})}
+        changes = [FieldChange(name, "-", plan.mask(_show(value))) for name, value in fields.items()]
+    else:
+        connector = next((item for item in connectors if item.get("id") == fields.get("connectorId")), None)
+        errors = [] if connector is not None else [FieldError(
+            "connectorId", "CONNECTOR_NOT_FOUND", "a new source needs the id of an existing connector in connectorId")]
+        settings = fields.get("settings") or {}
+        errors += source_errors({key: value for key, value in fields.items() if key != "connectorId"},
+                                _normalized_settings((connector or {}).get("settings") or []))
+        fields = {**fields, "settings": {code: _setting_text(value) for code, value in settings.items()}}
+        secret = is_secret or (lambda _connector_id, code: is_secret_by_default(code))
+        changes = [FieldChange(name, "-", plan.mask(_show(value))) for name, value in fields.items() if name != "settings"]
+        changes += [FieldChange(f"settings.{code}", "-", MASK if secret(fields.get("connectorId"), code)
+                                else plan.mask(_show(value))) for code, value in fields["settings"].items()]
+    _add_update(result, Update(target.kind, 0, fields["title"], fields, changes, action="add"), errors)
+    return True
 
 
 def _index(objects: list[dict]) -> dict[tuple[str, object], list[dict]]:
@@ -357,7 +439,7 @@ def _connector_update(plan: Plan, target: Target, current: dict) -> Update | Non
         changes.append(FieldChange(name, plan.mask(_show(current.get(name))), plan.mask(_show(wanted))))
     if not payload:
         return None
-    return Update("connector", current["id"], current.get("title", ""), payload, changes)
+    return Update("connector", current["id"], current.get("title", ""), payload, changes, before=current)
 
 
 def _same_connector_value(name: str, current, wanted) -> bool:
@@ -372,21 +454,28 @@ def _normalized_settings(settings) -> list[dict] | None:
     return None if settings is None else normalize_settings(settings)
 
 
-def _source_update(plan: Plan, target: Target, current: dict) -> Update | None:
+def _source_update(plan: Plan, target: Target, current: dict, is_secret) -> Update | None:
+    """Setting values show in the diff unless the connector marks them secret (then *** -> ***)."""
     payload, changes = {}, []
+    stored = {row.get("code"): row.get("value") for row in current.get("settings") or []}
     for name, wanted in target.fields.items():
+        if name == "connectorId" and wanted == current.get("connectorId"):
+            continue  # a plan that created the source names its connector; it never changes
         if name == "settings":
             settings = _changed_settings(current, wanted)
             if settings:
                 payload["settings"] = settings
-                changes.extend(FieldChange(f"settings.{code}", MASK, MASK) for code in settings)
+                changes.extend(
+                    FieldChange(f"settings.{code}", MASK, MASK) if is_secret(current.get("connectorId"), code)
+                    else FieldChange(f"settings.{code}", plan.mask(_show(stored.get(code))), plan.mask(_show(value)))
+                    for code, value in settings.items())
         elif (current.get(name) if current.get(name) is not None else "") != wanted:
             payload[name] = wanted
             changes.append(FieldChange(name, plan.mask(_show(current.get(name))), plan.mask(_show(wanted))))
     if not payload:
         return None
     payload.setdefault("title", current.get("title", ""))  # Bitrix24 requires it on every update
-    return Update("source", current["id"], current.get("title", ""), payload, changes)
+    return Update("source", current["id"], current.get("title", ""), payload, changes, before=current)
 
 
 def _changed_settings(current: dict, wanted: dict) -> dict:
@@ -480,10 +569,10 @@ class CheckTimes:
 def _next_chunk(pending: deque, times: CheckTimes) -> list[Update]:
     """The next updates to send together: one that cannot go in a batch alone, else as many
     batchable ones (in order) as fit into BATCH_LIMIT and the time budget."""
-    if not _batchable(pending[0].payload):
+    if not _batchable(pending[0]):
         return [pending.popleft()]
     chunk, planned = [], 0.0
-    while pending and len(chunk) < BATCH_LIMIT and _batchable(pending[0].payload):
+    while pending and len(chunk) < BATCH_LIMIT and _batchable(pending[0]):
         cost = times.expected(pending[0])
         if chunk and planned + cost > BATCH_TIME_BUDGET:
             break
@@ -492,10 +581,13 @@ def _next_chunk(pending: deque, times: CheckTimes) -> list[Update]:
     return chunk
 
 
-def _batchable(payload: dict) -> bool:
-    """Whether the payload survives the PHP query string of a batch command unchanged."""
+def _batchable(update: Update) -> bool:
+    """Whether the update survives the PHP query string of a batch command unchanged. Adds and
+    deletes go one by one: an add whose answer is lost must not be sent again blindly."""
+    if update.action != "update":
+        return False
     try:
-        php_form.encode({"fields": payload})
+        php_form.encode({"fields": update.payload})
     except ValueError:
         return False
     return True
@@ -505,7 +597,7 @@ def _send_chunk(client: BitrixClient, chunk: list[Update], times: CheckTimes, sl
     """Send one chunk; returns the updates that must go again: the outcome was unknown and a
     re-read found they did not land."""
     try:
-        if len(chunk) == 1 and not _batchable(chunk[0].payload):
+        if len(chunk) == 1 and not _batchable(chunk[0]):
             _send_single(client, chunk[0], sleep, clock)
         else:
             _send_batch(client, chunk, times, sleep, clock)
@@ -524,24 +616,39 @@ class UnknownOutcome(Exception):
 
 
 def _send_single(client: BitrixClient, update: Update, sleep, clock) -> None:
-    params = {"id": update.object_id, "fields": update.payload}
+    params = update.params()
     try:
-        respecting_operation_limit(lambda: client.call(update.method, params), sleep, clock)
+        answer = respecting_operation_limit(lambda: client.call(update.method, params), sleep, clock)
     except BitrixError as exc:
+        if _outcome_unknown(exc) and update.action != "update":
+            # Not sent again: the plan's next run finds what landed by its match.
+            update.error, update.error_code = f"{explain(exc)} Run the plan again to see whether it landed.", exc.code
+            return
         if _outcome_unknown(exc):
             raise UnknownOutcome([update], exc) from None
         if _is_portal_failure(exc):
             raise
-        update.error, update.error_code = explain(exc), exc.code
+        update.error, update.error_code = _explained(update, exc), exc.code
     else:
         update.applied = True
+        if update.action == "add" and isinstance(answer, dict) and str(answer.get("id", "")).isdigit():
+            update.object_id = int(answer["id"])
+
+
+def _explained(update: Update, exc: BitrixError) -> str:
+    """Bitrix24's delete refusals say what to do first."""
+    if update.action == "delete" and exc.code == "CONNECTOR_DELETE_RESTRICTED":
+        return "Bitrix24 keeps a connector while sources use it: delete its sources first (ensure: absent)."
+    if update.action == "delete" and "related datasets" in exc.description.lower():
+        return "Bitrix24 keeps a source while BI Builder datasets use it: delete those datasets first."
+    return explain(exc)
 
 
 def _send_batch(client: BitrixClient, updates: list[Update], times: CheckTimes, sleep, clock) -> None:
     for attempt in range(BATCH_RETRIES + 1):
         if not updates:
             return
-        commands = {f"u{n}": (u.method, {"id": u.object_id, "fields": u.payload}) for n, u in enumerate(updates)}
+        commands = {f"u{n}": (u.method, u.params()) for n, u in enumerate(updates)}
         try:
             outcome = respecting_operation_limit(lambda: client.batch(commands, halt=False), sleep, clock)
         except BitrixError as exc:
@@ -656,10 +763,15 @@ class PlanRunner:
     """Applies (or, with dry_run, only diffs) a plan on portals, each in its own worker."""
 
     def __init__(self, bitrix, plan: Plan, dry_run: bool = False, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time, databases: DatabaseStep | None = None):
+                 clock: Callable[[], float] = time.time, databases: DatabaseStep | None = None,
+                 if_unchanged: bool = False, actor: Actor | None = None):
+        """`if_unchanged`: right before writing, read the objects again and skip (as EDIT_CONFLICT)
+        any that changed since the diff read them. `actor` is who the history names (the operator)."""
         self.bitrix = bitrix
         self.plan = plan
         self.dry_run = dry_run
+        self.if_unchanged = if_unchanged
+        self.actor = actor or Actor.operator("plan")
         self.databases = databases
         self.sleep = sleep
         self.clock = clock
@@ -670,8 +782,12 @@ class PlanRunner:
         return list(dict.fromkeys(self.plan.portals))  # each portal once, in the plan's order
 
     def run(self, portals: list[str] | None = None, workers: int = DEFAULT_WORKERS) -> Iterator[PortalReport]:
-        """Yield one report per portal as each finishes (order of completion)."""
-        return run_for_portals(self.portals() if portals is None else portals, self.run_portal, self._failed, workers)
+        """Yield one report per portal as each finishes (order of completion). Without `portals`, a plan
+        for all portals streams them from the database."""
+        if portals is None:
+            portals = (iter_installed_member_ids(self.bitrix.session_factory) if self.plan.portals is None
+                       else self.portals())
+        return run_for_portals(portals, self.run_portal, self._failed, workers)
 
     def run_portal(self, portal: str) -> PortalReport:
         report = PortalReport(portal)
@@ -683,8 +799,12 @@ class PlanRunner:
             changes = self._read_and_compare(client)
             report.updates, report.problems = changes.updates, changes.problems
             if not self.dry_run:
-                send_updates(client, changes.updates, self.sleep, self.clock,
-                             gateway_url=f"{self.bitrix.settings.public_url}/gateway/")
+                unchanged = self._still_unchanged(client, record.member_id, changes.updates)
+                try:
+                    send_updates(client, unchanged, self.sleep, self.clock,
+                                 gateway_url=f"{self.bitrix.settings.public_url}/gateway/")
+                finally:
+                    self._record_history(record.member_id, unchanged)
             if self.plan.databases:
                 report.updates += self._apply_databases(record.member_id)
         except Exception as exc:  # the portal failed as a whole; any kind is reported, never raised
@@ -697,6 +817,52 @@ class PlanRunner:
         self._settle(report)
         return report
 
+    def _still_unchanged(self, client: BitrixClient, member_id: str, updates: list[Update]) -> list[Update]:
+        """With if_unchanged, the updates whose objects are still as the diff read them; the others
+        get an EDIT_CONFLICT error saying who changed them (if it was through this app)."""
+        if not self.if_unchanged or not updates:
+            return updates
+        key = self.bitrix.settings.client_secret
+        current = _current_objects(client, updates, self.sleep, self.clock)
+        history = History(self.bitrix.session_factory, member_id)
+        unchanged = []
+        for update in updates:
+            now = current.get((update.kind, update.object_id))
+            if now is not None and version_of(update.kind, now, key) == version_of(update.kind, update.before or {}, key):
+                unchanged.append(update)
+                continue
+            last = history.latest(update.kind, update.object_id)
+            by = f" (last changed by {last['actor']['name'] or last['actor']['kind']} via {last['via']} at " \
+                 f"{last['at']})" if last else ""
+            update.error = ("it was deleted since the plan read it" if now is None else
+                            f"it changed since the plan read it{by}; run the plan again to see the new diff")
+            update.error_code = "EDIT_CONFLICT"
+        return unchanged
+
+    def _record_history(self, member_id: str, updates: list[Update]) -> None:
+        """One history entry per applied update, from what the diff read and what was sent."""
+        history = History(self.bitrix.session_factory, member_id)
+        secrets = SecretSettings(self.bitrix.session_factory, member_id)
+        for update in updates:
+            if not update.applied or update.before is None:
+                continue
+            before = update.before
+            if update.kind == "connector":
+                changes = connector_changes(before, {**before, **update.payload})
+            else:
+                stored = {row.get("code"): row.get("value") for row in before.get("settings") or []}
+                sent = update.payload.get("settings") or {}
+                after = {**before, **{k: v for k, v in update.payload.items() if k != "settings"},
+                         "settings": [{"code": code, "value": value} for code, value in {**stored, **sent}.items()]}
+                changes = source_changes(before, after, lambda code: secrets.is_secret(before.get("connectorId"), code),
+                                         sent)
+            history.record(update.kind, update.object_id, self.actor, [self._masked_change(c) for c in changes])
+
+    def _masked_change(self, change: dict) -> dict:
+        """Values that came from the environment are masked in the history as in diffs."""
+        return {**change, **{key: self.plan.mask(change[key]) for key in ("old", "new")
+                             if isinstance(change.get(key), str)}}
+
     def _apply_databases(self, member_id: str) -> list[Update]:
         if self.databases is None:
             raise PlanError("This plan declares databases, which only the app's command line can apply.")
@@ -706,10 +872,14 @@ class PlanRunner:
         biconnector = Biconnector(client)
         read = lambda fetch: respecting_operation_limit(fetch, self.sleep, self.clock)  # noqa: E731
         # Source updates need them too: their connector's urlCheck decides how many go in one batch.
-        need_connectors = bool(self.plan.connectors) or bool(self.plan.sources)
-        connectors = read(biconnector.connectors) if need_connectors else []
-        sources = read(biconnector.sources) if self.plan.sources else []
-        return plan_changes(self.plan, connectors, sources, self.bitrix.endpoint_policy)
+        if self.plan.sources:
+            connectors, sources = read(biconnector.connectors_and_sources)
+        else:
+            connectors, sources = (read(biconnector.connectors) if self.plan.connectors else []), []
+        member_id = client.credentials.member_id  # the portal's stored token (Bitrix.client)
+        secrets = SecretSettings(self.bitrix.session_factory, member_id) if self.plan.sources else None
+        return plan_changes(self.plan, connectors, sources, self.bitrix.endpoint_policy,
+                            secrets.is_secret if secrets else None)
 
     def _settle(self, report: PortalReport) -> None:
         """Turn what happened into changed / unchanged / failed with one readable reason."""

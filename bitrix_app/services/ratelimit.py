@@ -5,8 +5,8 @@ the level drains at `per_second`, and a request that would lift it above `burst`
 503 QUERY_LIMIT_EXCEEDED (reference 8.1). We keep the same bucket on our side so that web
 workers, CLI runs and jobs on every host wait their turn instead of tripping the server's limit.
 
-The state lives in the database (one `rate_limit_buckets` row per bucket, changed by a single
-atomic UPDATE) or, when REDIS_URL is set, in Redis (one Lua script). Either way one reservation
+The state lives in the database (one `rate_limit_buckets` row per bucket, created or changed by
+a single atomic upsert) or, when REDIS_URL is set, in Redis (one Lua script). Either way one reservation
 is one round trip: it *reserves* a slot by adding 1 to the drained level and learns how long to
 wait until that slot is inside the burst. No polling, and callers are served in arrival order.
 
@@ -20,16 +20,18 @@ forged openings costs the portal's bucket at most that budget.
 from __future__ import annotations
 
 import math
+import os
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from sqlalchemy import case, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from ..models import RateLimitBucket
+from .database import SQLITE_CONNECT_ARGS, configure_sqlite
 from .errors import BitrixError
 
 # Keep one request of headroom below the server's burst: our clock and the server's are not the
@@ -96,65 +98,121 @@ class RateLimited(BitrixError):
 
 # --- the database store ------------------------------------------------------------------------
 
+# One statement per reservation, in autocommit: create the row if needed, drain it to `now`, add
+# `delta`, and (with a limit) only if the new level stays within it; RETURNING the new level, or
+# no row when refused. The row's lock (PostgreSQL) or the database's write lock (SQLite) makes it
+# atomic. psycopg prepares it on the server; sqlite3 keeps it in its statement cache.
+_DRAINED = "{greatest}(0.0, b.level - {greatest}(0.0, {now} - b.updated) * {rate})"
+_UPSERT = """INSERT INTO rate_limit_buckets AS b ("key", level, updated) VALUES ({key}, {greatest}({delta}, 0.0), {now})
+ON CONFLICT ("key") DO UPDATE SET level = {greatest}(0.0, {drained} + {delta}), updated = {greatest}(b.updated, {now})
+WHERE {limit} IS NULL OR {drained} + {delta} <= {limit}
+RETURNING level"""
+_LEVEL = """SELECT {drained} FROM rate_limit_buckets AS b WHERE "key" = {key}"""
+
+
+def _statements(dialect: str) -> tuple[str, str]:
+    if dialect == "postgresql":
+        names = {"key": "%(key)s", "delta": "%(delta)s", "now": "%(now)s", "rate": "%(rate)s",
+                 "limit": "%(limit)s::float8", "greatest": "GREATEST"}
+    elif dialect == "sqlite":
+        names = {"key": ":key", "delta": ":delta", "now": ":now", "rate": ":rate", "limit": ":limit",
+                 "greatest": "max"}
+    else:
+        raise ValueError(f"The shared rate limiter supports PostgreSQL and SQLite, not {dialect}; set REDIS_URL.")
+    drained = _DRAINED.format(**names)
+    return _UPSERT.format(drained=drained, **names), _LEVEL.format(drained=drained, **names)
+
+
 class DatabaseBuckets:
-    """Buckets as `RateLimitBucket` rows. The UPDATE's row lock makes each reservation atomic."""
+    """Buckets as `rate_limit_buckets` rows; a reservation is one SQL statement, one round trip.
+
+    It runs on a small engine of its own (same database) in autocommit and without a pre-ping,
+    on the DBAPI connection, so no ORM session, no BEGIN/COMMIT and no ping surround it."""
 
     def __init__(self, session_factory: sessionmaker, clock: Callable[[], float] = time.time):
         self.session_factory = session_factory
         self.clock = clock
+        app_engine = session_factory.kw["bind"]
+        self.dialect = app_engine.dialect.name
+        self._upsert, self._level = _statements(self.dialect)
+        self.engine = _limiter_engine(app_engine)
 
     def reserve(self, key: str, rate: Rate) -> float:
         return self.reserve_within(key, rate, None).wait
 
     def reserve_within(self, key: str, rate: Rate, max_wait: float | None) -> Slot:
-        now, limit = self.clock(), rate.limit_for(max_wait)
-        with self.session_factory() as session, session.begin():
-            slot = self._reserve_in(session, key, rate, now, limit)
-            if slot is None:  # first request to this bucket: create the row, then count
-                session.execute(self._create_row(session, key, now))
-                slot = self._reserve_in(session, key, rate, now, limit)
-        return slot
-
-    def _reserve_in(self, session, key: str, rate: Rate, now: float, limit: float | None) -> Slot | None:
-        """One conditional UPDATE; only a refusal reads the level back. None: the row does not exist."""
-        level = session.execute(self._add(key, rate, now, +1, limit)).scalar()
-        if level is not None:
-            return Slot(True, rate.wait_for(level))
-        drained = session.execute(select(self._drained(rate, now)).where(RateLimitBucket.key == key)).scalar()
-        return None if drained is None else Slot(False, rate.wait_for(drained + 1))
+        now = self.clock()
+        params = {"key": key, "delta": 1.0, "now": now, "rate": float(rate.per_second),
+                  "limit": rate.limit_for(max_wait)}
+        row = self._execute(self._upsert, params)
+        if row is not None:
+            return Slot(True, rate.wait_for(row[0]))
+        drained = self._execute(self._level, params)  # refused: how long it would have waited
+        return Slot(False, rate.wait_for((drained[0] if drained else 0.0) + 1))
 
     def release(self, key: str, rate: Rate) -> None:
-        with self.session_factory() as session, session.begin():
-            session.execute(self._add(key, rate, self.clock(), -1, None))
+        self._execute(self._upsert, {"key": key, "delta": -1.0, "now": self.clock(),
+                                     "rate": float(rate.per_second), "limit": None})
 
-    @staticmethod
-    def _drained(rate: Rate, now: float):
-        """The bucket's level at `now`, as an SQL expression."""
-        bucket = RateLimitBucket
-        elapsed = case((bucket.updated < now, literal(now) - bucket.updated), else_=0.0)
-        drained = bucket.level - elapsed * rate.per_second
-        return case((drained > 0, drained), else_=0.0)
+    def _execute(self, statement: str, params: dict, retry: bool = True):
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            if self.dialect == "postgresql":
+                cursor.execute(statement, params, prepare=True)
+            else:
+                cursor.execute(statement, params)
+            rows = cursor.fetchall()  # to the end: SQLite finishes the statement (and its lock) there
+            cursor.close()
+        except self.engine.dialect.loaded_dbapi.OperationalError:
+            if not (retry and getattr(connection.driver_connection, "closed", False) is True):
+                raise
+            # A connection the database dropped (restart, idle timeout; no pre-ping here): once more
+            # on a new one. At worst the lost attempt had counted, which only makes us slower.
+            connection.invalidate()
+            return self._execute(statement, params, retry=False)
+        finally:
+            connection.close()
+        return rows[0] if rows else None
 
-    @classmethod
-    def _add(cls, key: str, rate: Rate, now: float, delta: int, limit: float | None):
-        """Drain, then add `delta`; with a `limit`, only if the new level stays within it."""
-        bucket = RateLimitBucket
-        new_level = cls._drained(rate, now) + delta
-        statement = (
-            update(bucket)
-            .where(bucket.key == key)
-            .values(
-                level=case((new_level > 0, new_level), else_=0.0),
-                updated=case((bucket.updated > now, bucket.updated), else_=now),
-            )
-            .returning(bucket.level)
-        )
-        return statement if limit is None else statement.where(new_level <= limit)
 
-    @staticmethod
-    def _create_row(session, key: str, now: float):
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        return dialect.insert(RateLimitBucket).values(key=key, level=0.0, updated=now).on_conflict_do_nothing()
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _forget_inherited_engines() -> None:
+    """In a forked child: never touch the parent's connections (closing one would end it for both)."""
+    for engine in _engines.values():
+        engine.dispose(close=False)
+    _engines.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_engines)
+
+
+def _limiter_engine(app_engine: Engine) -> Engine:
+    """One limiter engine per database and process."""
+    url = app_engine.url.render_as_string(hide_password=False)
+    with _engines_lock:
+        if url not in _engines:
+            options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, "pool_pre_ping": False}
+            if app_engine.dialect.name == "sqlite":
+                options["connect_args"] = dict(SQLITE_CONNECT_ARGS)
+            _engines[url] = create_engine(app_engine.url, **options)
+            configure_sqlite(_engines[url])
+            event.listen(_engines[url], "connect", _without_waiting_for_the_disk)
+        return _engines[url]
+
+
+def _without_waiting_for_the_disk(dbapi_connection, _record) -> None:
+    """A reservation's commit need not wait for the disk: after a crash the buckets would only have
+    forgotten the last instants of traffic, which the server's own limit still covers."""
+    cursor = dbapi_connection.cursor()
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: no fsync per commit
+    else:
+        cursor.execute("SET synchronous_commit TO off")
+    cursor.close()
 
 
 # --- the Redis store ---------------------------------------------------------------------------

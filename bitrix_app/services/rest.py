@@ -20,6 +20,7 @@ from .errors import BitrixError
 from .tokens import AccessToken
 
 BATCH_LIMIT = 50
+PAGE_SIZE = 50  # biconnector lists: fixed, `start` is ignored
 MAX_LIST_PAGES = 2000  # 100,000 objects; a server that ignores `page` must not loop us forever
 USER_AGENT = "bitrix-biconnector-app/1.0"
 
@@ -35,7 +36,11 @@ def make_http_session(pool_size: int = 32) -> requests.Session:
 
 
 class Credentials(Protocol):
-    def current(self) -> AccessToken: ...
+    def current(self) -> AccessToken:
+        """The token to send; may come from memory."""
+
+    def reread(self) -> AccessToken:
+        """The token as stored now (after Bitrix24 refused the one sent)."""
 
     def refreshed(self, stale: AccessToken) -> AccessToken: ...
 
@@ -47,6 +52,9 @@ class StaticCredentials:
         self._token = AccessToken(access_token, 0, datetime.max.replace(tzinfo=timezone.utc))
 
     def current(self) -> AccessToken:
+        return self._token
+
+    def reread(self) -> AccessToken:
         return self._token
 
     def refreshed(self, stale: AccessToken) -> AccessToken:
@@ -142,6 +150,9 @@ class BitrixClient:
             raise ValueError(f"A batch takes at most {BATCH_LIMIT} commands, got {len(commands)}.")
         cmd = {key: f"{method}?{php_form.encode(params)}" for key, (method, params) in commands.items()}
         reply = self.call("batch", {"halt": 1 if halt else 0, "cmd": cmd})
+        if not isinstance(reply, dict):
+            raise BitrixError("INVALID_RESPONSE", "Bitrix24 answered a batch with something that is not an object.",
+                              method="batch")
         outcome = BatchResult()
         results = reply.get("result") or {}
         errors = reply.get("result_error") or {}
@@ -149,9 +160,13 @@ class BitrixClient:
         for key, (method, _params) in commands.items():
             if _duration(times.get(key)) is not None:
                 outcome.seconds[key] = _duration(times.get(key))
+                self._remember_operating_time(method, {"time": times[key]})
             if isinstance(errors, dict) and key in errors:
                 error = errors[key] or {}
-                outcome.errors[key] = BitrixError(error.get("error"), error.get("error_description", ""), method=method)
+                code = error.get("error")
+                outcome.errors[key] = BitrixError(code, error.get("error_description", ""), method=method,
+                                                  reset_at=self._reset_at(method, error)
+                                                  if code == "OPERATION_TIME_LIMIT" else None)
             elif isinstance(results, dict) and key in results:
                 error = nested_error(results[key])
                 if error is not None:
@@ -163,20 +178,46 @@ class BitrixClient:
                 outcome.errors[key] = BitrixError("NOT_EXECUTED", "The batch stopped before this command.", method=method)
         return outcome
 
-    def list_all(self, method: str, params: dict | None = None, page_size: int = 50) -> list:
-        """biconnector lists: `page=1,2,…` until a short page (there is no total/next). Without an
-        `order` pages may overlap or skip objects, so `id ASC` is the default."""
-        items: list = []
-        previous: list | None = None
-        for page in range(1, MAX_LIST_PAGES + 1):
-            chunk = self.call(method, {"order": {"id": "ASC"}, **(params or {}), "page": page}) or []
-            if chunk == previous:  # the same page again: `page` is being ignored
-                break
-            items.extend(chunk)
-            if len(chunk) < page_size:
-                break
-            previous = chunk
-        return items
+    def list_all(self, method: str, params: dict | None = None, page_size: int = PAGE_SIZE) -> list:
+        """Every item of one biconnector list (see `list_many`)."""
+        return self.list_many({"items": (method, params or {})}, page_size)["items"]
+
+    def list_many(self, lists: dict[str, tuple[str, dict]], page_size: int = PAGE_SIZE) -> dict[str, list]:
+        """Every item of several biconnector lists, by name. They page with `page=1,2,…` until a short
+        page (there is no total/next); without an `order` pages may overlap or skip objects, so
+        `id ASC` is the default. The first pages go out together (one call, or one batch for several
+        lists), then the further pages of every list that filled its first one, speculatively, up
+        to 50 per batch, until each list has had a short page."""
+        pagers = {name: _Pager(method, {"order": {"id": "ASC"}, **params}, page_size)
+                  for name, (method, params) in lists.items()}
+        if len(pagers) == 1:
+            pager = next(iter(pagers.values()))
+            pager.take(self.call(pager.method, pager.params_for(1)))
+        else:
+            firsts = [(pager, 1) for pager in pagers.values()]
+            for start in range(0, len(firsts), BATCH_LIMIT):
+                self._pages_in_batch(firsts[start:start + BATCH_LIMIT])
+        while True:
+            unbatchable = [pager for pager in pagers.values() if pager.open and not pager.batchable]
+            for pager in unbatchable:  # values a batch command cannot carry: one page per call
+                pager.take(self.call(pager.method, pager.params_for(pager.next_page)))
+            wanted = _speculative_pages([pager for pager in pagers.values() if pager.open and pager.batchable])
+            if not wanted and not unbatchable:
+                return {name: pager.items for name, pager in pagers.items()}
+            if wanted:
+                self._pages_in_batch(wanted)
+
+    def _pages_in_batch(self, pages: list[tuple["_Pager", int]]) -> None:
+        """Fetch the given pages in one batch; every list takes its pages in order."""
+        commands = {f"p{index}": (pager.method, pager.params_for(page)) for index, (pager, page) in enumerate(pages)}
+        outcome = self.batch(commands)
+        for index, (pager, page) in enumerate(pages):
+            key = f"p{index}"
+            if not pager.open or page != pager.next_page:
+                continue  # an earlier page of this list was short: the speculative rest is moot
+            if key in outcome.errors:
+                raise outcome.errors[key]
+            pager.take(outcome.results.get(key))
 
     # --- transport -----------------------------------------------------------------------
 
@@ -201,11 +242,13 @@ class BitrixClient:
             if code is None:
                 self._remember_operating_time(method, body)
                 return body
-            if code in ("expired_token", "invalid_token") and not refreshed:
-                # invalid_token: our token may have been rotated away by another worker.
-                token = self._renewed(token, refresh=(code == "expired_token"))
-                refreshed = True
-                continue
+            if code in ("expired_token", "invalid_token", "APPLICATION_NOT_FOUND") and not refreshed:
+                # The token sent may come from memory: another worker may have refreshed it, or the
+                # app may have been reinstalled or removed since (reread then raises PortalUnavailable).
+                renewed = self._renewed(token, refresh=(code == "expired_token"))
+                if renewed is not None:
+                    token, refreshed = renewed, True
+                    continue
             delay = self.backoff * 2 ** rate_limit_retries
             if code == "QUERY_LIMIT_EXCEEDED" and self._may_back_off(rate_limit_retries, backed_off + delay):
                 self.sleep(delay)
@@ -222,13 +265,12 @@ class BitrixClient:
     def _may_back_off(self, retries: int, total_delay: float) -> bool:
         return retries < self.max_rate_limit_retries and (self.max_wait is None or total_delay <= self.max_wait)
 
-    def _renewed(self, token: AccessToken, refresh: bool) -> AccessToken:
-        newer = self.credentials.current()
-        if newer.version != token.version:
+    def _renewed(self, token: AccessToken, refresh: bool) -> AccessToken | None:
+        """The token to try again with after a refusal, or None: the refusal stands."""
+        newer = self.credentials.reread()
+        if (newer.version, newer.value) != (token.version, token.value):
             return newer
-        if not refresh:
-            raise BitrixError("invalid_token", "The stored access token was not accepted.", status=401)
-        return self.credentials.refreshed(token)
+        return self.credentials.refreshed(token) if refresh else None
 
     def _post(self, method: str, payload: dict) -> tuple[int, dict]:
         url = self.endpoint + method
@@ -267,3 +309,55 @@ class BitrixClient:
     def _reset_at(self, method: str, body: dict) -> float | None:
         reset_at = body.get("operating_reset_at") or (body.get("time") or {}).get("operating_reset_at")
         return float(reset_at) if reset_at else self.operating_reset_at.get(method)
+
+
+class _Pager:
+    """One list being read page by page: what is collected so far and whether more may follow."""
+
+    def __init__(self, method: str, params: dict, page_size: int):
+        self.method = method
+        self.params = params
+        self.page_size = page_size
+        self.items: list = []
+        self.next_page = 1
+        self.open = True
+        self.previous: list | None = None
+        self.batchable = _batchable(params)
+
+    def params_for(self, page: int) -> dict:
+        return {**self.params, "page": page}
+
+    def take(self, chunk) -> None:
+        """The next page's items; a short page, a repeated one (`page` ignored) or the page cap ends the list."""
+        chunk = chunk or []
+        if not isinstance(chunk, list):
+            raise BitrixError("INVALID_RESPONSE", "Bitrix24 answered a list call with something that is not a list.",
+                              method=self.method)
+        if chunk == self.previous:  # the same page again: `page` is being ignored
+            self.open = False
+            return
+        self.items.extend(chunk)
+        self.previous = chunk
+        self.next_page += 1
+        self.open = len(chunk) >= self.page_size and self.next_page <= MAX_LIST_PAGES
+
+
+def _speculative_pages(pagers: list[_Pager]) -> list[tuple[_Pager, int]]:
+    """The next pages of every open list, sharing one batch's 50 commands."""
+    if not pagers:
+        return []
+    share, extra = divmod(BATCH_LIMIT, len(pagers))
+    pages = []
+    for index, pager in enumerate(pagers):
+        count = min(share + (1 if index < extra else 0), MAX_LIST_PAGES - pager.next_page + 1)
+        pages.extend((pager, pager.next_page + offset) for offset in range(count))
+    return pages
+
+
+def _batchable(params: dict) -> bool:
+    """Whether list parameters survive a batch command's PHP query string (no booleans, no empty lists)."""
+    try:
+        php_form.encode(params)
+    except ValueError:
+        return False
+    return True

@@ -14,28 +14,61 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
 from dataclasses import dataclass, replace
 from typing import Mapping
 
+from sqlalchemy import select
+
 from ..logging_setup import escaped
-from ..models import Portal, PortalStatus
+from ..models import Database, GatewayConnector, Portal, PortalStatus
 from . import lifecycle
 from .biconnector import Biconnector, Connector, Source, normalize_settings
 from .bitrix import Bitrix
 from .errors import PORTAL_UNINSTALLED, BitrixError, PortalUnavailable, Rejected
+from .history import (
+    CONNECTOR,
+    SOURCE,
+    Actor,
+    EditConflict,
+    History,
+    checked_version,
+    conflicting_fields,
+    connector_changes,
+    revert_fields,
+    revertible,
+    source_changes,
+    version_of,
+)
 from .messages import explain, field_message, text
 from .ratelimit import RateLimited
 from .rest import BitrixClient
+from .secret_settings import MAX_CODE_LENGTH, SecretSettings, is_secret_by_default
 from .session_tokens import ReseedGrant, ReseedGrants, SessionTokenError, TabSession
 from .tokens import portal_by_member_id
-from .validation import URL_FIELDS, FieldError, connector_errors, is_integer, source_errors
+from .users import MAX_SEARCH_LENGTH, PortalUsers
+from .validation import (
+    URL_FIELDS,
+    FieldError,
+    connector_errors,
+    is_integer,
+    source_errors,
+    source_settings_errors,
+)
 
 SOURCE_PUBLIC_FIELDS = (
     "id", "title", "description", "type", "code", "active", "connectorId",
     "dateCreate", "dateUpdate", "createdById", "updatedById",
 )
 MAX_EDITORS = 500
+# What biconnector.connector.add needs (reference 5.4); `settings` may be an empty list.
+CONNECTOR_REQUIRED_ON_ADD = ("title", "logo", *URL_FIELDS, "settings")
+SECRET_SETTINGS_FIELD = "secretSettings"  # kept by the app, never sent to Bitrix24
+# Bitrix24's source.delete refusal while tables use the source has no code of its own.
+SOURCE_IN_USE_MARKER = "related datasets"
+# A source.add/update whose urlCheck call did not answer in time reaches us as no answer at all.
+NO_ANSWER_CODES = ("NETWORK_TIMEOUT", "HTTP_504", "HTTP_502")
 log = logging.getLogger(__name__)
 # Compared with when a member_id has no application token, so that an unknown portal takes as long.
 DUMMY_APPLICATION_TOKEN = secrets.token_hex(16)
@@ -218,8 +251,9 @@ def reconfirmed(bitrix: Bitrix, session: TabSession, portal: Portal, auth_id: st
 
 # --- shaping what leaves the server ----------------------------------------------------------
 
-def present_source(source: Source, declared: list[dict] | None = None) -> dict:
-    """A source without its secret setting values: each setting says only whether it is set.
+def present_source(source: Source, declared: list[dict] | None = None, is_secret=is_secret_by_default) -> dict:
+    """A source without its secret setting values: a secret setting says only whether it is set,
+    every other one carries its `value` too. `is_secret(code)` decides (services/secret_settings.py).
 
     With the connector's `declared` settings, there is one row per declared code (the editor's
     form); without, one row per stored value.
@@ -227,16 +261,23 @@ def present_source(source: Source, declared: list[dict] | None = None) -> dict:
     item = {key: source[key] for key in SOURCE_PUBLIC_FIELDS if key in source}
     stored = {str(row.get("code")): row for row in source.get("settings") or []}
     rows = declared if declared is not None else list(stored.values())
-    item["settings"] = [
-        {
-            "code": str(row.get("code")),
-            "name": str(row.get("name") or row.get("code")),
-            "type": str(row.get("type") or "STRING"),
-            "isSet": str(stored.get(str(row.get("code")), {}).get("value") or "") != "",
-        }
-        for row in rows
-    ]
+    item["settings"] = [_setting_row(row, stored, is_secret) for row in rows]
     return item
+
+
+def _setting_row(row: dict, stored: dict, is_secret) -> dict:
+    code = str(row.get("code"))
+    value = str(stored.get(code, {}).get("value") or "")
+    secret = bool(is_secret(code))
+    shown = {"code": code, "name": str(row.get("name") or code), "type": str(row.get("type") or "STRING"),
+             "secret": secret, "isSet": value != ""}
+    if not secret:
+        shown["value"] = value
+    return shown
+
+
+def present_connector(connector: Connector, secrets: SecretSettings) -> dict:
+    return {**connector, SECRET_SETTINGS_FIELD: secrets.codes(connector)}
 
 
 def changed_connector_fields(current: Connector, fields: dict) -> dict:
@@ -254,13 +295,56 @@ def changed_connector_fields(current: Connector, fields: dict) -> dict:
     return changes
 
 
+URL_CHECK_FAILURES = ("SOURCE_UPDATE_CONNECTION_ERROR", "SOURCE_CREATE_CONNECTION_ERROR")
+_STATUS_IN_TEXT = re.compile(r"\b([45][0-9]{2})\b")
+_NO_ANSWER_IN_TEXT = re.compile(r"tim(e|ed) ?out|did not answer|resolve|could not connect|can'?t connect", re.I)
+
+
+def url_check_outcome(error: BitrixError) -> tuple[str, int | None] | None:
+    """What a failed source.add/update says about the connector's urlCheck: (outcome, status), or
+    None when the error is about something else. Bitrix24 answers a failed check with only "Cannot
+    update connection." (reference 6.4), so that is "refused" (cause unknown); a description that does
+    tell more (newer portal code may) is read defensively. No answer at all from Bitrix24 within its
+    request limit means the check did not answer in time."""
+    if error.code in NO_ANSWER_CODES:
+        return "no_answer", None
+    if error.code not in URL_CHECK_FAILURES:
+        return None
+    status = _STATUS_IN_TEXT.search(error.description)
+    if status:
+        return "error_status", int(status.group(1))
+    if "empty" in error.description.lower():
+        return "empty_body", 200
+    if _NO_ANSWER_IN_TEXT.search(error.description):
+        return "no_answer", None
+    return "refused", None
+
+
+CHECK_TEXTS = {"ok": "CHECK_OK", "no_answer": "CHECK_NO_ANSWER", "error_status": "CHECK_ERROR_STATUS",
+               "empty_body": "CHECK_EMPTY_BODY", "refused": "CHECK_REFUSED"}
+
+
+def check_result(outcome: str | tuple[str, int | None], status: int | None, lang: str, detail: str = "") -> dict:
+    if isinstance(outcome, tuple):
+        outcome, status = outcome
+    message = text(CHECK_TEXTS[outcome], lang)
+    if outcome == "error_status":
+        message = message.format(status=f" ({status})" if status else "")
+    if detail:
+        message = f"{message} {detail}"
+    return {"ok": outcome == "ok", "outcome": outcome, "status": status, "message": message}
+
+
 # --- the service ----------------------------------------------------------------------------
 
 class TabService:
-    def __init__(self, bitrix: Bitrix, session: TabSession):
+    def __init__(self, bitrix: Bitrix, session: TabSession, actor: Actor | None = None):
+        """`actor` is who the history records for changes; default: the session's user, via "api"."""
         self.bitrix = bitrix
         self.session = session
         self.lang = session.lang
+        self.actor = actor or Actor.user(session.user_id, via="api")
+        self._reverting: int | None = None  # the change a revert() in progress puts back
 
     @property
     def biconnector(self) -> Biconnector:
@@ -268,36 +352,127 @@ class TabService:
 
     # reading
 
-    def connectors(self) -> list[Connector]:
-        return self.biconnector.connectors()
+    @property
+    def secret_settings(self) -> SecretSettings:
+        return SecretSettings(self.bitrix.session_factory, self.session.member_id)
 
-    def connector(self, raw_id) -> Connector:
-        return self.biconnector.connector(parse_id(raw_id, self.lang))
+    def connectors(self) -> list[dict]:
+        secrets = self.secret_settings
+        return self._with_history(CONNECTOR, [present_connector(item, secrets) for item in self.biconnector.connectors()])
+
+    def connector(self, raw_id) -> dict:
+        return self._with_history(CONNECTOR, [
+            present_connector(self.biconnector.connector(parse_id(raw_id, self.lang)), self.secret_settings)])[0]
 
     def sources(self) -> list[dict]:
-        return [present_source(source) for source in self.biconnector.sources()]
+        secrets = self.secret_settings
+        return self._with_history(SOURCE, [self._present(source, None, secrets) for source in self.biconnector.sources()])
 
     def source(self, raw_id) -> dict:
         biconnector = self.biconnector
         source = biconnector.source(parse_id(raw_id, self.lang))
-        return present_source(source, self._declared_settings(biconnector, source))
+        return self._with_history(SOURCE, [self._present(source, self._declared_settings(biconnector, source))])[0]
+
+    def _present(self, source: Source, declared: list[dict] | None, secrets: SecretSettings | None = None) -> dict:
+        secrets = secrets or self.secret_settings
+        item = present_source(source, declared, lambda code: secrets.is_secret(source.get("connectorId"), code))
+        item["version"] = self.version_of(SOURCE, source)  # of the stored values, secrets included
+        return item
 
     # changing
 
-    def update_connector(self, raw_id, fields: dict) -> dict:
+    def update_connector(self, raw_id, fields: dict, if_version=None) -> dict:
+        """`fields.secretSettings` (administrators only) is the app's own list of secret setting
+        codes; everything else goes to Bitrix24 where it differs. With `if_version`, a connector
+        changed since that version is an EditConflict and nothing is written."""
         self.require_editor()
         connector_id = parse_id(raw_id, self.lang)
-        errors = connector_errors(fields)
+        if_version = checked_version(if_version, self.lang)
+        fields, secret_codes = self._split_secret_settings(fields)
+        errors = connector_errors(fields) if fields or secret_codes is None else []
         if errors:
             raise InvalidFields(errors, self.lang)
         biconnector = self.biconnector
         current = biconnector.connector(connector_id)
+        secrets = self.secret_settings
+        self._check_unchanged(CONNECTOR, current, if_version, fields, present_connector(current, secrets))
         changes = changed_connector_fields(current, fields)
         self._check_endpoint_changes(changes)
-        if not changes:
-            return {"item": current, "changed": []}
-        biconnector.update_connector(connector_id, changes)
-        return {"item": biconnector.connector(connector_id), "changed": sorted(changes)}
+        secrets_changed = secret_codes is not None and set(secret_codes) != set(secrets.codes(current))
+        if secret_codes is not None:
+            declared = self._check_secret_codes(secret_codes, changes.get("settings", current.get("settings")))
+        before, old_codes = current, secrets.codes(current)
+        if changes:
+            biconnector.update_connector(connector_id, changes)
+            current = biconnector.connector(connector_id)
+        if secret_codes is not None:
+            secrets.set_codes(connector_id, secret_codes, declared)
+        self._record(CONNECTOR, connector_id, connector_changes(before, current) + (
+            [{"field": SECRET_SETTINGS_FIELD, "old": old_codes, "new": secret_codes, "secret": False}]
+            if secrets_changed else []))
+        changed = sorted(changes) + ([SECRET_SETTINGS_FIELD] if secrets_changed else [])
+        return {"item": self._with_history(CONNECTOR, [present_connector(current, secrets)])[0], "changed": changed}
+
+    def add_connector(self, fields) -> dict:
+        """A custom connector (endpoints hosted elsewhere); administrators only, since its URLs
+        receive every source's settings. Validated as an update plus the fields add requires."""
+        self.require_admin()
+        fields, secret_codes = self._split_secret_settings(fields)
+        errors = connector_errors(fields)
+        if isinstance(fields, dict) and fields:
+            errors += [FieldError(name, "VALIDATION_REQUIRED_FIELD_MISSING", f'Field "{name}" is required.')
+                       for name in CONNECTOR_REQUIRED_ON_ADD if name not in fields]
+        if errors:
+            raise InvalidFields(errors, self.lang)
+        values = changed_connector_fields({}, fields)
+        self._check_endpoint_changes(values)
+        declared = self._check_secret_codes(secret_codes or [], values["settings"])
+        biconnector = self.biconnector
+        connector_id = biconnector.add_connector(values)
+        secrets = self.secret_settings
+        if secret_codes is not None:
+            secrets.set_codes(connector_id, secret_codes, declared)
+        created = biconnector.connector(connector_id)
+        self._record(CONNECTOR, connector_id, connector_changes({}, created), action="create")
+        return self._with_history(CONNECTOR, [present_connector(created, secrets)])[0]
+
+    def delete_connector(self, raw_id) -> dict:
+        self.require_admin()
+        connector_id = parse_id(raw_id, self.lang)
+        if connector_id in self._gateway_connector_ids():
+            raise Rejected(409, "GATEWAY_CONNECTOR", text("GATEWAY_CONNECTOR", self.lang))
+        try:
+            self.biconnector.delete_connector(connector_id)
+        except BitrixError as exc:
+            if exc.code == "CONNECTOR_DELETE_RESTRICTED":
+                raise Rejected(409, exc.code, text("CONNECTOR_DELETE_RESTRICTED", self.lang)) from None
+            raise
+        self.secret_settings.forget(connector_id)
+        self._record(CONNECTOR, connector_id, [], action="delete")
+        return {"deleted": connector_id}
+
+    def _split_secret_settings(self, fields) -> tuple[dict, list[str] | None]:
+        """`fields` without `secretSettings`, and that list (None when absent), checked for shape."""
+        if not isinstance(fields, dict) or SECRET_SETTINGS_FIELD not in fields:
+            return fields, None
+        fields = dict(fields)
+        codes = fields.pop(SECRET_SETTINGS_FIELD)
+        self.require_admin()
+        if not isinstance(codes, list) or not all(
+                isinstance(code, str) and code.strip() and len(code) <= MAX_CODE_LENGTH for code in codes):
+            raise InvalidFields([FieldError(SECRET_SETTINGS_FIELD, "VALIDATION_INVALID_FIELD_TYPE",
+                                            'Field "secretSettings" must be a list of setting codes.')], self.lang)
+        return fields, sorted(set(codes))
+
+    def _check_secret_codes(self, codes: list[str], settings) -> list[str]:
+        """The codes `settings` declares; each of `codes` must be one of them."""
+        declared = [str(row.get("code")) for row in normalize_settings(settings)]
+        unknown = [code for code in codes if code not in declared]
+        if unknown:
+            raise InvalidFields([FieldError(SECRET_SETTINGS_FIELD, "UNKNOWN_SETTING_CODE",
+                                            f'The connector declares no setting "{code}".') for code in unknown],
+                                self.lang)
+        return declared
 
     def _check_endpoint_changes(self, changes: dict) -> None:
         """On every source.update Bitrix24 posts all stored setting values of the source to the
@@ -314,11 +489,13 @@ class TabService:
         if errors:
             raise InvalidFields(errors, self.lang)
 
-    def update_source(self, raw_id, fields: dict) -> dict:
+    def update_source(self, raw_id, fields: dict, if_version=None) -> dict:
         """Title is always sent (Bitrix24 requires it); settings only as typed, never diffed
-        against the stored secrets (a diff would tell the user whether a guess was right)."""
+        against the stored secrets (a diff would tell the user whether a guess was right).
+        With `if_version`, a source changed since that version is an EditConflict."""
         self.require_editor()
         source_id = parse_id(raw_id, self.lang)
+        if_version = checked_version(if_version, self.lang)
         if not isinstance(fields, dict) or not fields:
             raise InvalidFields(source_errors(fields), self.lang)
         if "active" in fields:
@@ -327,16 +504,125 @@ class TabService:
         biconnector = self.biconnector
         current = biconnector.source(source_id)
         declared = self._declared_settings(biconnector, current)
+        self._check_unchanged(SOURCE, current, if_version, fields, self._present(current, declared))
         request = {"title": current.get("title", ""), **fields}
         errors = source_errors(request, declared)
         if errors:
             raise InvalidFields(errors, self.lang)
         changes = self._source_changes(current, request, declared)
         if not changes:
-            return {"item": present_source(current, declared), "changed": []}
+            return {"item": self._with_history(SOURCE, [self._present(current, declared)])[0], "changed": []}
         biconnector.update_source(source_id, changes)
         updated = biconnector.source(source_id)
-        return {"item": present_source(updated, declared), "changed": sorted(changes)}
+        self._record(SOURCE, source_id, source_changes(current, updated, self._is_secret_of(current),
+                                                       (changes.get("settings") or {}).keys()))
+        return {"item": self._with_history(SOURCE, [self._present(updated, declared)])[0], "changed": sorted(changes)}
+
+    def add_source(self, fields) -> dict:
+        """A source on a custom connector. Bitrix24 calls the connector's urlCheck with the
+        settings first and creates nothing if it fails. The gateway's own connectors get their
+        sources from databases (gateway/databases.py), so they are refused here."""
+        self.require_editor()
+        if not isinstance(fields, dict) or not fields:
+            raise InvalidFields(source_errors(fields), self.lang)
+        request = self._new_source_fields(fields)
+        connector_id = int(request["connectorId"])
+        if connector_id in self._gateway_connector_ids():
+            raise Rejected(409, "GATEWAY_CONNECTOR", text("GATEWAY_CONNECTOR_SOURCE", self.lang))
+        biconnector = self.biconnector
+        declared = normalize_settings(biconnector.connector(connector_id).get("settings"))
+        errors = source_settings_errors(request["settings"], declared)
+        if errors:
+            raise InvalidFields(errors, self.lang)
+        types = {row.get("code"): row.get("type") for row in declared}
+        request["settings"] = {code: str(int(float(value))) if types.get(code) == "INT" else str(value)
+                               for code, value in request["settings"].items()}
+        source_id = biconnector.add_source(request)
+        created = biconnector.source(source_id)
+        self._record(SOURCE, source_id, source_changes({}, created, self._is_secret_of(created), request["settings"]),
+                     action="create")
+        return self._with_history(SOURCE, [self._present(created, declared)])[0]
+
+    def _new_source_fields(self, fields: dict) -> dict:
+        """What source.add gets: connectorId, title, description, settings. `active` and `code` are
+        Bitrix24's (new sources are active, the code is rest_<connectorId>): accepted only as that."""
+        request = {key: value for key, value in fields.items() if key not in ("active", "code")}
+        errors = [error for error in source_errors(request) if error.field != "connectorId"]
+        if fields.get("active", True) is not True:
+            errors.append(FieldError("active", "VALIDATION_READ_ONLY_FIELD",
+                                     "New sources are always active; Bitrix24 changes that only in its Analytics hub."))
+        if fields.get("code") not in (None, ""):
+            errors.append(FieldError("code", "VALIDATION_READ_ONLY_FIELD",
+                                     "Bitrix24 sets the source code itself (rest_<connector id>)."))
+        connector_id = fields.get("connectorId")
+        if not (is_integer(connector_id) and int(connector_id) > 0):
+            errors.append(FieldError("connectorId", "VALIDATION_REQUIRED_FIELD_MISSING" if connector_id is None
+                                     else "VALIDATION_INVALID_FIELD_TYPE", "Choose the connector of the source."))
+        if not isinstance(request.get("settings", {}), dict):
+            errors.append(FieldError("settings", "VALIDATION_INVALID_FIELD_TYPE",
+                                     'Field "settings" must be an object of setting code to value.'))
+        if errors:
+            raise InvalidFields(errors, self.lang)
+        request.setdefault("settings", {})
+        return request
+
+    def delete_source(self, raw_id) -> dict:
+        self.require_editor()
+        source_id = parse_id(raw_id, self.lang)
+        if self._gateway_database(source_id) is not None:
+            raise Rejected(409, "GATEWAY_SOURCE", text("GATEWAY_SOURCE", self.lang))
+        try:
+            self.biconnector.delete_source(source_id)
+        except BitrixError as exc:
+            if SOURCE_IN_USE_MARKER in exc.description.lower():
+                raise Rejected(409, "SOURCE_IN_USE", text("SOURCE_IN_USE", self.lang)) from None
+            raise
+        self._record(SOURCE, source_id, [], action="delete")
+        return {"deleted": source_id}
+
+    def check_source(self, raw_id, gateway=None) -> dict:
+        """What Bitrix24 would see from the connector's urlCheck. The gateway's own sources are
+        checked by the gateway directly (`gateway`, gateway/service.py); any other source through
+        source.update with its unchanged title, which makes Bitrix24 call urlCheck with the stored
+        values (and, if it passes, touches only dateUpdate)."""
+        self.require_editor()
+        source_id = parse_id(raw_id, self.lang)
+        database = self._gateway_database(source_id) if gateway is not None else None
+        if database is not None:
+            return self._gateway_check(gateway, database)
+        biconnector = self.biconnector
+        current = biconnector.source(source_id)
+        try:
+            biconnector.update_source(source_id, {"title": current.get("title") or ""})
+        except BitrixError as exc:
+            outcome = url_check_outcome(exc)
+            if outcome is None:
+                raise
+            return check_result(outcome, None, self.lang)
+        return check_result("ok", 200, self.lang)
+
+    def _gateway_check(self, gateway, database: Database) -> dict:
+        from ..gateway.service import Caller, GatewayError  # the gateway imports this module
+
+        try:
+            gateway.check(Caller(portal=None, database=database))
+        except GatewayError as exc:
+            return check_result("error_status", exc.status, self.lang, detail=exc.message)
+        return check_result("ok", 200, self.lang)
+
+    def _gateway_connector_ids(self) -> set[int]:
+        with self.bitrix.session_factory() as db:
+            portal = portal_by_member_id(db, self.session.member_id)
+            if portal is None:
+                return set()
+            return set(db.scalars(select(GatewayConnector.connector_id).where(GatewayConnector.portal_id == portal.id)))
+
+    def _gateway_database(self, source_id: int) -> Database | None:
+        with self.bitrix.session_factory() as db:
+            portal = portal_by_member_id(db, self.session.member_id)
+            if portal is None:
+                return None
+            return db.scalar(select(Database).where(Database.portal_id == portal.id, Database.source_id == source_id))
 
     def _source_changes(self, current: Source, request: dict, declared: list[dict]) -> dict:
         changes = {}
@@ -362,6 +648,69 @@ class TabService:
             return []
         return normalize_settings(biconnector.connector(source["connectorId"]).get("settings"))
 
+    # history and concurrent edits (services/history.py)
+
+    @property
+    def history(self) -> History:
+        return History(self.bitrix.session_factory, self.session.member_id)
+
+    def version_of(self, kind: str, item: Mapping) -> str:
+        return version_of(kind, item, self.bitrix.settings.client_secret)
+
+    def history_of(self, kind: str, raw_id) -> list[dict]:
+        """Newest first; kept after the object is deleted."""
+        return self.history.entries(kind, parse_id(raw_id, self.lang))
+
+    def revert(self, raw_change_id, if_version=None) -> dict:
+        """Put back the old values of one change (never secrets), as an update by this actor:
+        the same validation, rights and conflict check."""
+        self.require_editor()
+        record = self.history.change(parse_id(raw_change_id, self.lang))
+        if record is None:
+            raise Rejected(404, "CHANGE_NOT_FOUND", text("CHANGE_NOT_FOUND", self.lang))
+        if not revertible(record):
+            raise Rejected(400, "NOT_REVERTIBLE", text("NOT_REVERTIBLE", self.lang))
+        update = self.update_connector if record.object_type == CONNECTOR else self.update_source
+        self._reverting = record.id
+        try:
+            return {"kind": record.object_type, "id": record.object_id,
+                    **update(record.object_id, revert_fields(record), if_version)}
+        finally:
+            self._reverting = None
+
+    def _with_history(self, kind: str, items: list[dict]) -> list[dict]:
+        """Items with their version (a source has it from _present, of its stored values) and last change."""
+        last = self.history.last_changes(kind, [item.get("id") for item in items])
+        for item in items:
+            if kind == CONNECTOR:
+                item["version"] = self.version_of(CONNECTOR, item)
+            item["lastChange"] = last.get(item.get("id"))
+        return items
+
+    def _is_secret_of(self, source: Mapping):
+        secrets = self.secret_settings
+        return lambda code: secrets.is_secret(source.get("connectorId"), code)
+
+    def _check_unchanged(self, kind: str, current: Mapping, if_version: str | None, fields, presented: dict) -> None:
+        """Refuse the write if the object is not at the version the editor started from."""
+        if if_version is None or self.version_of(kind, current) == if_version:
+            return
+        is_secret = self._is_secret_of(current) if kind == SOURCE else (lambda code: False)
+        raise EditConflict({
+            "lastChange": self.history.latest(kind, current["id"]),
+            "fields": conflicting_fields(kind, current, fields if isinstance(fields, dict) else {}, is_secret),
+            "current": self._with_history(kind, [presented])[0],
+        }, self.lang)
+
+    def _record(self, kind: str, object_id: int, changes: list[dict], action: str = "update") -> None:
+        actor = self.actor
+        if actor.kind == "user" and not actor.name:
+            names = PortalUsers(self.bitrix, self.session.member_id).names([actor.id])
+            actor = replace(actor, name=names.get(actor.id, ""))
+        if self._reverting and action == "update":
+            action = "revert"
+        self.history.record(kind, object_id, actor, changes, action, reverts_id=self._reverting)
+
     # permissions
 
     def may_edit(self) -> bool:
@@ -383,15 +732,24 @@ class TabService:
     def editors(self) -> dict:
         self.require_admin()
         user_ids = list((self._portal_or_404()).editor_user_ids or [])
-        return {"userIds": user_ids, "users": self._user_names(user_ids)}
+        names = self.users.names(user_ids)  # best effort: ids are enough if the lookup fails
+        return {"userIds": user_ids, "users": [{"id": user_id, "name": names.get(user_id, "")} for user_id in user_ids]}
 
     def set_editors(self, user_ids) -> dict:
+        """Ids new to the list must exist on the portal (`user.get`); ones already there stay even
+        if the user was deleted since, so the list can always be saved."""
         self.require_admin()
         if not isinstance(user_ids, list) or len(user_ids) > MAX_EDITORS or not all(
             is_integer(value) and int(value) > 0 for value in user_ids
         ):
             raise Rejected(400, "INVALID_EDITORS", text("INVALID_EDITORS", self.lang))
         cleaned = sorted({int(value) for value in user_ids})
+        added = sorted(set(cleaned) - set(self._portal_or_404().editor_user_ids or []))
+        found = self.users.found(added) if added else {}
+        unknown = [user_id for user_id in added if user_id not in found]
+        if unknown:
+            raise Rejected(400, "UNKNOWN_USERS", text("UNKNOWN_USERS", self.lang).format(
+                ids=", ".join(str(user_id) for user_id in unknown)))
         with self.bitrix.session_factory() as db, db.begin():
             portal = portal_by_member_id(db, self.session.member_id)
             if portal is None:
@@ -399,19 +757,16 @@ class TabService:
             portal.editor_user_ids = cleaned  # a new list, so the JSON column is marked changed
         return self.editors()
 
-    def _user_names(self, user_ids: list[int]) -> list[dict]:
-        """Names for the editor list; best effort (ids are enough if the lookup fails)."""
-        names: dict[int, str] = {}
-        if user_ids:
-            try:
-                found = self.bitrix.client(self.session.member_id).call("user.get", {"FILTER": {"ID": user_ids}})
-            except BitrixError:
-                found = []
-            for user in found if isinstance(found, list) else []:
-                full = " ".join(part for part in (user.get("NAME"), user.get("LAST_NAME")) if part)
-                if str(user.get("ID", "")).isdigit():
-                    names[int(user["ID"])] = full
-        return [{"id": user_id, "name": names.get(user_id) or ""} for user_id in user_ids]
+    def search_users(self, query) -> list[dict]:
+        """Portal users whose name starts with `query` (user.search), to pick editors by name."""
+        self.require_admin()
+        if not isinstance(query, str) or len(query) > MAX_SEARCH_LENGTH:
+            raise Rejected(400, "INVALID_SEARCH", text("INVALID_SEARCH", self.lang))
+        return self.users.search(query.strip())
+
+    @property
+    def users(self) -> PortalUsers:
+        return PortalUsers(self.bitrix, self.session.member_id)
 
     # re-authorization
 

@@ -122,11 +122,15 @@ class TokenStore:
         self.session_factory = session_factory
         self.cipher = cipher
         self.clock = clock
+        # member_id -> (the access token last read or refreshed here, its ciphertext). Calls use it
+        # without touching the database until it is near expiry or Bitrix24 refuses it.
+        self._remembered: dict[str, tuple[AccessToken, str]] = {}
 
     # --- writing -------------------------------------------------------------------------
 
     def save_tokens(self, session: Session, portal: Portal, tokens: TokenSet) -> None:
         """Replace the portal's pair inside the caller's transaction."""
+        self.forget(portal.member_id)
         row = portal.token
         if row is None:
             row = portal.token = PortalToken(version=0)
@@ -153,10 +157,23 @@ class TokenStore:
     # --- reading -------------------------------------------------------------------------
 
     def current(self, member_id: str) -> AccessToken:
+        """The stored access token, read now (PortalUnavailable if the portal cannot be used)."""
         with self.session_factory() as session:
             portal = portal_by_member_id(session, member_id)
             row = self._usable_token(portal, member_id)
-            return self._access_token(row)
+            return self._remember(member_id, row)
+
+    def remembered(self, member_id: str) -> AccessToken:
+        """The token this process last read or refreshed for the portal; read again only when it is
+        unknown or near expiry. Whoever gets it refused by Bitrix24 reads `current` again: a token
+        another process refreshed meanwhile is picked up then."""
+        known = self._remembered.get(member_id)
+        if known is None or known[0].is_expired(self.clock()):
+            return self.current(member_id)
+        return known[0]
+
+    def forget(self, member_id: str) -> None:
+        self._remembered.pop(member_id, None)
 
     def stored_pair(self, member_id: str) -> StoredPair | None:
         with self.session_factory() as session:
@@ -186,23 +203,26 @@ class TokenStore:
             portal = self.lock_portal_token(session, member_id)
             usable = whatever_the_status and portal.token is not None
             row = portal.token if usable else self._usable_token(portal, member_id)
-            if row.version != stale_version:
-                return self._access_token(row)
-            try:
-                tokens = refresh(self.cipher.decrypt(row.refresh_token_encrypted))
-            except OAuthError as exc:
-                # Commit the failure (needs_reauth, payment) instead of rolling it back.
-                self._mark_refresh_failure(session, row.portal, exc)
-                failure = exc
-            else:
-                self.save_tokens(session, row.portal, tokens)
-                row.portal.status = PortalStatus.ACTIVE  # a pair that refreshes works again
-                record(session, member_id, "refresh")
-                return self._access_token(row)
-        raise failure
+            if row.version == stale_version:
+                try:
+                    tokens = refresh(self.cipher.decrypt(row.refresh_token_encrypted))
+                except OAuthError as exc:
+                    # Commit the failure (needs_reauth, payment) instead of rolling it back.
+                    self._mark_refresh_failure(session, row.portal, exc)
+                    failure = exc
+                else:
+                    self.save_tokens(session, row.portal, tokens)
+                    row.portal.status = PortalStatus.ACTIVE  # a pair that refreshes works again
+                    record(session, member_id, "refresh")
+            fresh, ciphertext = self._access_token(row), row.access_token_encrypted
+        if failure is not None:
+            raise failure
+        self._remembered[member_id] = (fresh, ciphertext)  # only once committed
+        return fresh
 
     def lock_portal_token(self, session: Session, member_id: str) -> Portal:
         """The portal with its token row (if any) locked until the caller's transaction ends."""
+        self.forget(member_id)  # whatever the caller changes, this process reads it again
         portal_id = session.scalar(select(Portal.id).where(Portal.member_id == member_id))
         if portal_id is None:
             raise PortalUnavailable(PORTAL_NOT_FOUND, f"No installed portal {member_id}.")
@@ -239,6 +259,17 @@ class TokenStore:
                 PORTAL_PAYMENT_REQUIRED, f"The app's subscription on {portal.domain} has to be paid."
             )
         return portal.token
+
+    def _remember(self, member_id: str, row: PortalToken) -> AccessToken:
+        """The row's token, decrypted only if it is not the one remembered (same version and ciphertext:
+        a reinstall starts again at version 1)."""
+        known = self._remembered.get(member_id)
+        if known is not None and (known[0].version, known[1]) == (row.version, row.access_token_encrypted):
+            token = AccessToken(known[0].value, row.version, as_utc(row.expires_at))
+        else:
+            token = self._access_token(row)
+        self._remembered[member_id] = (token, row.access_token_encrypted)
+        return token
 
     def _access_token(self, row: PortalToken) -> AccessToken:
         return AccessToken(

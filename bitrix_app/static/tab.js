@@ -21,7 +21,8 @@
   var LIMITS = { title: 512, url: 2048, settingName: 512, settingCode: 512, logoBytes: 512 * 1024 };
   var URL_FIELDS = ["urlCheck", "urlTableList", "urlTableDescription", "urlData"];
   var state = { connectors: [], sources: [], connector: null, source: null, databases: [], database: null,
-                returnFocus: null };
+                returnFocus: null, view: "list-view", listScroll: 0, form: null, pristine: "", expanded: {},
+                loaded: {} };
 
   function $(selector, root) { return (root || document).querySelector(selector); }
   function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
@@ -46,11 +47,23 @@
     }
   }
 
+  // The frame grows with its content up to about a screen's height; beyond that the tab scrolls inside its
+  // frame, so that the save bar and the toast stay in view (a page cannot ask Bitrix24 how much of its frame
+  // shows). The height is the content's, not scrollHeight, which never falls below the frame's own height.
+  var MIN_FRAME_HEIGHT = 560;
+  var FRAME_MARGIN = 160;
+
+  function frameHeight() {
+    var content = Math.ceil($("#tab").getBoundingClientRect().height) + 2;
+    var screenHeight = (window.screen && window.screen.availHeight) || 900;
+    return Math.min(content, Math.max(MIN_FRAME_HEIGHT, screenHeight - FRAME_MARGIN));
+  }
+
   function fitWindow() {
     clearTimeout(fitTimer);
     fitTimer = setTimeout(function () {
-      if (bx24Ready && window.BX24 && typeof BX24.fitWindow === "function") {
-        try { BX24.fitWindow(); } catch (e) { /* ignore */ }
+      if (bx24Ready && window.BX24 && typeof BX24.resizeWindow === "function") {
+        try { BX24.resizeWindow("100%", frameHeight()); } catch (e) { /* ignore */ }
       }
     }, 50);
   }
@@ -62,6 +75,7 @@
     this.code = body.error || "ERROR";
     this.message = body.error_description || "";
     this.fields = body.fields || [];
+    this.conflict = body.conflict || null;
   }
 
   // The user's current Bitrix24 access token ("" without BX24): the server re-checks rights with it.
@@ -134,35 +148,47 @@
     });
   }
 
-  // --- notices -------------------------------------------------------------------------------
+  // --- notices: a toast at the bottom of the frame, in view wherever the page is scrolled -----
 
   var noticeTimer = null;
 
   function notify(kind, message, code) {
     var notice = $("#notice");
     clearTimeout(noticeTimer);
-    notice.className = "notice notice-" + kind;
+    notice.className = "notice toast notice-" + kind;
     $(".notice-text", notice).textContent = message;
     $(".notice-code", notice).textContent = code ? T.error_code + ": " + code : "";
     notice.hidden = false;
     if (kind === "success" || kind === "info") {
-      noticeTimer = setTimeout(function () { notice.hidden = true; fitWindow(); }, 4000);
+      noticeTimer = setTimeout(function () { notice.hidden = true; }, 6000);
     }
-    fitWindow();
   }
 
   function notifyError(error) {
     notify("error", error.message || T.network_error, error.code);
   }
 
+  function notifyClear() { $("#notice").hidden = true; }
+
   // --- views ---------------------------------------------------------------------------------
 
+  function isEditorView(id) { return id !== "list-view"; }
+
+  // The list keeps its scroll position: it is remembered on the way out and restored on the way back.
   function showView(id) {
+    if (state.view === "list-view" && id !== "list-view") { state.listScroll = window.scrollY; }
     $all(".view").forEach(function (view) { view.hidden = view.id !== id; });
-    window.scrollTo(0, 0);
-    // The frame grows with its content, so the portal page is what scrolls: bring the top back.
-    if (bx24Ready && typeof BX24.scrollParentWindow === "function") {
-      try { BX24.scrollParentWindow(0); } catch (e) { /* ignore */ }
+    state.view = id;
+    document.documentElement.classList.toggle("editing", id !== "list-view");
+    if (id === "list-view") {
+      state.form = null;
+      window.scrollTo(0, state.listScroll || 0);
+    } else {
+      window.scrollTo(0, 0);
+      // The frame's top may be scrolled out of the portal page: bring it back.
+      if (bx24Ready && typeof BX24.scrollParentWindow === "function") {
+        try { BX24.scrollParentWindow(0); } catch (e) { /* ignore */ }
+      }
     }
     fitWindow();
   }
@@ -183,6 +209,98 @@
     return node;
   }
 
+  // A button whose accessible name says what it acts on ("Edit connector Warehouse").
+  function named(node, action, template, item) {
+    node.setAttribute("data-action", action);
+    node.setAttribute("aria-label", format(template, { title: item.title }));
+    return node;
+  }
+
+  // Opens an editor view: focus moves into it, and `returnFocus` says where it goes back to.
+  function openEditor(viewId, form, returnFocus) {
+    state.returnFocus = returnFocus;
+    showView(viewId);
+    var first = canEdit && $all("input, select, textarea", form).filter(function (input) {
+      return !input.disabled && input.type !== "file" && input.offsetParent !== null;
+    })[0];
+    (first || $("#" + viewId + " h2")).focus();
+    state.form = form;
+    state.pristine = snapshot(form);
+  }
+
+  function snapshot(form) {
+    return JSON.stringify($all("input, textarea, select", form).filter(function (input) {
+      return input.type !== "file";
+    }).map(function (input) { return [input.name, input.type === "checkbox" ? input.checked : input.value]; }));
+  }
+
+  function isDirty() {
+    return Boolean(state.form) && canEdit && snapshot(state.form) !== state.pristine;
+  }
+
+  function markPristine(form) {
+    state.form = form;
+    state.pristine = snapshot(form);
+  }
+
+  // Cancel, "Back to the list" and Esc: unsaved edits ask first.
+  function requestClose() {
+    if (state.form && state.form.getAttribute("aria-busy") === "true") { return; }
+    if (!isDirty()) { closeEditor(); return; }
+    confirmDialog({ title: T.unsaved_title, text: T.unsaved_text, yes: T.discard, no: T.keep_editing, safeNo: true })
+      .then(function (discard) { if (discard) { closeEditor(); } });
+  }
+
+  function closeEditor() {
+    notifyClear();
+    showView("list-view");
+    restoreFocus();
+  }
+
+  function restoreFocus() {
+    var target = state.returnFocus && state.returnFocus();
+    state.returnFocus = null;
+    if (target) { target.focus({ preventScroll: true }); }
+  }
+
+  // A modal question; resolves true for "yes". `safeNo` puts the focus on "no" (destructive questions).
+  function confirmDialog(options) {
+    var dialog = $("#confirm-dialog");
+    var yes = $('[data-answer="yes"]', dialog);
+    var no = $('[data-answer="no"]', dialog);
+    $("#confirm-title").textContent = options.title;
+    $("#confirm-text").textContent = options.text;
+    yes.textContent = options.yes;
+    no.textContent = options.no;
+    yes.className = "button " + (options.danger ? "danger" : "primary");
+    var opener = document.activeElement;
+    return new Promise(function (resolve) {
+      function finish(answer) {
+        dialog.removeEventListener("close", onClose);
+        yes.onclick = no.onclick = null;
+        if (dialog.open) { dialog.close(); }
+        if (!answer && opener && document.contains(opener)) { opener.focus({ preventScroll: true }); }
+        resolve(answer);
+      }
+      function onClose() { finish(false); }
+      yes.onclick = function () { finish(true); };
+      no.onclick = function () { finish(false); };
+      dialog.addEventListener("close", onClose);
+      dialog.showModal();
+      (options.safeNo ? no : yes).focus();
+    });
+  }
+
+  function onKeydown(event) {
+    if (event.key !== "Escape" || !isEditorView(state.view) || $("dialog[open]")) { return; }
+    event.preventDefault();
+    requestClose();
+  }
+
+  // --- the list ------------------------------------------------------------------------------
+
+  var COLLAPSE_AFTER = 5;
+
   function loadList() {
     var list = $("#connector-list");
     list.setAttribute("aria-busy", "true");
@@ -201,77 +319,218 @@
     fitWindow();
   }
 
-  function backToList() {
-    showView("list-view");
-    restoreFocus();
-  }
-
-  function restoreFocus() {
-    var target = state.returnFocus && state.returnFocus();
-    state.returnFocus = null;
-    if (target) { target.focus(); }
-  }
-
   function bySortThenTitle(a, b) {
     return (a.sort || 0) - (b.sort || 0) || String(a.title).localeCompare(String(b.title));
+  }
+
+  function listFilters() {
+    return { text: $("#list-search").value.trim().toLowerCase(), connector: $("#list-connector").value,
+             active: $("#list-active").value };
+  }
+
+  function includesText(value, text) { return String(value || "").toLowerCase().indexOf(text) >= 0; }
+
+  function activeMatches(source, active) {
+    return !active || (active === "active") === Boolean(source.active);
+  }
+
+  // What the filters leave of a connector's sources; null hides the connector.
+  function visibleSources(connector, sources, filters) {
+    var connectorHit = !filters.text || (connector && includesText(connector.title, filters.text));
+    var matching = sources.filter(function (source) {
+      return activeMatches(source, filters.active) && (connectorHit || includesText(source.title, filters.text));
+    });
+    return matching.length || (connectorHit && !filters.active) ? matching : null;
+  }
+
+  function fillConnectorFilter() {
+    var select = $("#list-connector");
+    var chosen = select.value;
+    while (select.options.length > 1) { select.remove(1); }
+    state.connectors.slice().sort(bySortThenTitle).forEach(function (connector) {
+      var option = element("option", null, connector.title);
+      option.value = String(connector.id);
+      select.appendChild(option);
+    });
+    select.value = chosen;
+    if (select.value !== chosen) { select.value = ""; }
   }
 
   function renderList() {
     var list = $("#connector-list");
     list.textContent = "";
     list.setAttribute("aria-busy", "false");
-    if (!state.connectors.length) {
-      list.appendChild(element("p", "empty", T.no_connectors));
-    }
+    $("#list-tools").hidden = !state.sources.length;
+    state.loaded.list = true;
+    renderWelcome();
+    fillConnectorFilter();
+    var filters = listFilters();
+    var filtering = Boolean(filters.text || filters.connector || filters.active);
     var known = {};
+    var shown = 0;
     state.connectors.slice().sort(bySortThenTitle).forEach(function (connector) {
       known[connector.id] = true;
+      if (filters.connector && String(connector.id) !== filters.connector) { return; }
       var sources = state.sources.filter(function (s) { return s.connectorId === connector.id; });
-      list.appendChild(connectorCard(connector, sources));
+      var matching = visibleSources(connector, sources, filters);
+      if (matching === null) { return; }
+      shown += matching.length;
+      list.appendChild(connectorCard(connector, sources, matching, filtering));
     });
-    var orphans = state.sources.filter(function (s) { return !known[s.connectorId]; });
+    var orphans = filters.connector ? [] : visibleSources(null, state.sources.filter(function (s) {
+      return !known[s.connectorId];
+    }), filters) || [];
     if (orphans.length) {
-      var card = element("div", "card");
+      shown += orphans.length;
+      var card = element("article", "card");
       card.appendChild(element("h3", "card-title", T.orphan_sources));
       card.appendChild(sourceList(orphans));
       list.appendChild(card);
     }
+    var status = $("#filter-status");
+    status.textContent = filtering ? format(T.filter_count, { n: shown, total: state.sources.length }) : "";
+    if (filtering && !$(".connector-card, .card", list)) { list.appendChild(element("p", "empty", T.filter_nothing)); }
     fitWindow();
   }
 
-  function connectorCard(connector, sources) {
+  // Nothing set up yet (no source, no database): what the app does and the first step, at the top.
+  function renderWelcome() {
+    var welcome = $("#welcome");
+    var empty = state.loaded.list && state.loaded.databases && !state.sources.length && !state.databases.length;
+    if (empty === !welcome.hidden) { return; }
+    welcome.textContent = "";
+    if (empty) { welcome.appendChild(emptyState()); }
+    welcome.hidden = !empty;
+    $("#databases-panel").hidden = empty;  // the welcome offers its first steps
+    if ($("#connector-add")) { $("#connector-add").hidden = empty; }
+    fitWindow();
+  }
+
+  function emptyState() {
+    var box = element("section", "empty-state welcome");
+    box.setAttribute("aria-labelledby", "welcome-title");
+    var title = element("h3", null, T.empty_title);
+    title.id = "welcome-title";
+    box.appendChild(title);
+    box.appendChild(element("p", null, T.empty_text));
+    var steps = element("div", "welcome-steps");
+    if (mayAddDatabases()) {
+      var add = button(T.database_add, openNewDatabase, "button primary small");
+      add.setAttribute("data-action", "welcome-add-database");
+      steps.appendChild(add);
+    }
+    if (config.user.isAdmin) {
+      var custom = button(T.connector_add, openNewConnector, "button secondary small");
+      custom.setAttribute("data-action", "welcome-add-connector");
+      steps.appendChild(custom);
+    }
+    if (!steps.childNodes.length) { box.appendChild(element("p", "muted", T.empty_reader)); }
+    else { box.appendChild(steps); }
+    return box;
+  }
+
+  function logoImage(connector, className) {
+    var logo = element("img", className);
+    logo.alt = "";
+    showLogo(logo, connector.logo);
+    return logo;
+  }
+
+  function connectorCard(connector, sources, matching, filtering) {
     var card = element("article", "card connector-card");
     card.setAttribute("data-connector-id", connector.id);
     var head = element("div", "card-head");
-    if (connector.logo) {
-      var logo = element("img", "card-logo");
-      logo.alt = "";
-      showLogo(logo, connector.logo);
-      head.appendChild(logo);
-    }
+    if (connector.logo) { head.appendChild(logoImage(connector, "card-logo")); }
     var titles = element("div", "card-titles");
     titles.appendChild(element("h3", "card-title", connector.title));
     titles.appendChild(element("p", "muted small", "ID " + connector.id + " · " + format(T.source_count, { n: sources.length })));
     if (connector.description) { titles.appendChild(element("p", "card-description", connector.description)); }
     head.appendChild(titles);
-    head.appendChild(button(canEdit ? T.edit : T.view, function () { openConnector(connector.id); }));
+    head.appendChild(connectorActions(connector));
     card.appendChild(head);
-    card.appendChild(sources.length ? sourceList(sources) : element("p", "muted small no-sources", T.no_sources));
+    if (!matching.length) {
+      card.appendChild(element("p", "muted small no-sources", sources.length ? T.filter_nothing : T.no_sources));
+      return card;
+    }
+    var collapsed = !filtering && matching.length > COLLAPSE_AFTER && !state.expanded[connector.id];
+    var list = sourceList(collapsed ? matching.slice().sort(bySortThenTitle).slice(0, COLLAPSE_AFTER) : matching);
+    list.id = "sources-of-" + connector.id;
+    card.appendChild(list);
+    if (!filtering && matching.length > COLLAPSE_AFTER) { card.appendChild(expandButton(connector, matching.length, collapsed)); }
     return card;
+  }
+
+  function connectorActions(connector) {
+    var actions = element("div", "card-actions");
+    actions.appendChild(named(button(canEdit ? T.edit : T.view, function () { openConnector(connector.id); }),
+      "open-connector", canEdit ? T.connector_edit_aria : T.connector_view_aria, connector));
+    if (isGatewayConnector(connector)) { return actions; }  // managed through databases
+    if (canEdit) {
+      actions.appendChild(named(button("+ " + T.source_add, function () { openNewSource(connector); }),
+        "add-source", T.source_add_aria, connector));
+    }
+    if (config.user.isAdmin) {
+      actions.appendChild(named(button(T.connector_delete, function () { askDeleteConnector(connector); },
+        "button link danger small"), "delete-connector", T.connector_delete_aria, connector));
+    }
+    return actions;
+  }
+
+  function expandButton(connector, count, collapsed) {
+    var toggle = button(collapsed ? format(T.sources_show_all_short, { n: count }) : T.sources_show_fewer, function () {
+      state.expanded[connector.id] = collapsed;
+      renderList();
+      var again = $('[data-connector-id="' + connector.id + '"] [data-action="expand-sources"]');
+      if (again) { again.focus(); }
+    }, "button link small expand-sources");
+    toggle.setAttribute("data-action", "expand-sources");
+    toggle.setAttribute("aria-expanded", collapsed ? "false" : "true");
+    toggle.setAttribute("aria-controls", "sources-of-" + connector.id);
+    if (collapsed) { toggle.setAttribute("aria-label", format(T.sources_show_all, { n: count, title: connector.title })); }
+    return toggle;
   }
 
   function sourceList(sources) {
     var list = element("ul", "source-list");
-    sources.slice().sort(bySortThenTitle).forEach(function (source) {
-      var item = element("li", "source-item");
-      item.setAttribute("data-source-id", source.id);
-      item.appendChild(element("span", "source-title", source.title));
-      item.appendChild(element("span", "badge " + (source.active ? "badge-on" : "badge-off"),
-        source.active ? T.active_yes : T.active_no));
-      item.appendChild(button(canEdit ? T.edit : T.view, function () { openSource(source.id); }));
-      list.appendChild(item);
-    });
+    sources.slice().sort(bySortThenTitle).forEach(function (source) { list.appendChild(sourceItem(source)); });
     return list;
+  }
+
+  function activeBadge(source) {
+    return element("span", "badge " + (source.active ? "badge-on" : "badge-off"),
+      source.active ? T.badge_active : T.badge_inactive);
+  }
+
+  function sourceItem(source) {
+    var item = element("li", "source-item");
+    item.setAttribute("data-source-id", source.id);
+    item.appendChild(element("span", "source-title", source.title));
+    item.appendChild(activeBadge(source));
+    var actions = element("span", "source-actions");
+    actions.appendChild(named(button(canEdit ? T.edit : T.view, function () { openSource(source.id); }),
+      "open-source", canEdit ? T.source_edit_aria : T.source_view_aria, source));
+    if (canEdit) {
+      var test = named(button(T.source_test, function () { checkSource(source, test); }), "test-source",
+        T.source_test_aria, source);
+      actions.appendChild(test);
+      if (!isGatewayConnector(connectorOf(source))) {
+        actions.appendChild(named(button(T.source_delete, function () { askDeleteSource(source); },
+          "button link danger small"), "delete-source", T.source_delete_aria, source));
+      }
+    }
+    item.appendChild(actions);
+    var status = element("p", "source-status");
+    status.setAttribute("role", "status");
+    item.appendChild(status);
+    return item;
+  }
+
+  function connectorButton(id) {
+    return $('#connector-list [data-connector-id="' + id + '"] [data-action="open-connector"]') || $("#connectors-heading");
+  }
+
+  function sourceButton(id) {
+    return $('#connector-list [data-source-id="' + id + '"] [data-action="open-source"]') || $("#connectors-heading");
   }
 
   // --- form helpers --------------------------------------------------------------------------
@@ -279,36 +538,105 @@
   function clearErrors(form) {
     $all(".field-error", form).forEach(function (p) { p.hidden = true; p.textContent = ""; });
     $all(".invalid", form).forEach(function (node) { node.classList.remove("invalid"); });
+    $all("tr.row-error", form).forEach(function (row) { row.parentNode.removeChild(row); });
+    $all("[aria-invalid]", form).forEach(function (node) {
+      node.removeAttribute("aria-invalid");
+      var described = (node.getAttribute("aria-describedby") || "").split(" ").filter(function (id) {
+        return id && id.indexOf("row-error-") !== 0;
+      });
+      if (described.length) { node.setAttribute("aria-describedby", described.join(" ")); }
+      else { node.removeAttribute("aria-describedby"); }
+    });
   }
 
   function fieldBox(form, field) {
-    var match = /^settings\[(\d+)\]/.exec(field);
-    if (match) {
-      var row = $all("#settings-rows tr", form)[Number(match[1])];
-      if (row) { row.classList.add("invalid"); }
-      return { box: $('[data-field="settings"]', form), prefix: format(T.row, { n: Number(match[1]) + 1 }) + ": " };
+    var match = /^settings\[(\d+)\](?:\.(\w+))?/.exec(field);
+    if (match && form === connectorForm) {
+      var row = settingRows()[Number(match[1])];
+      if (row) { return { row: row, part: match[2] }; }
     }
     var box = $all("[data-field]", form).filter(function (node) { return node.getAttribute("data-field") === field; })[0];
     return { box: box || $('[data-field="settings"]', form) || form, prefix: box ? "" : field + ": " };
   }
 
+  // A settings row's own error: a line below that row; only the row (or the cell) is marked.
+  function showRowError(row, part, message) {
+    var errorRow = row.nextElementSibling && row.nextElementSibling.classList.contains("row-error")
+      ? row.nextElementSibling : null;
+    if (!errorRow) {
+      errorRow = element("tr", "row-error");
+      var cell = element("td");
+      cell.colSpan = 4;
+      var paragraph = element("p", "field-error");
+      paragraph.id = "row-error-" + (++rowErrorCount);
+      cell.appendChild(paragraph);
+      errorRow.appendChild(cell);
+      row.parentNode.insertBefore(errorRow, row.nextSibling);
+    }
+    var text = $(".field-error", errorRow);
+    text.textContent = (text.textContent ? text.textContent + " " : "") + message;
+    var cells = part ? $all('[data-part="' + part + '"]', row) : [row];
+    cells.forEach(function (cell) { cell.classList.add("invalid"); });
+    var inputs = $all("input, select", part ? cells[0] : row);
+    inputs.forEach(function (input) {
+      input.setAttribute("aria-invalid", "true");
+      var described = input.getAttribute("aria-describedby");
+      input.setAttribute("aria-describedby", (described ? described + " " : "") + text.id);
+    });
+    return inputs[0];
+  }
+
+  var rowErrorCount = 0;
+
   function showFieldErrors(form, errors) {
+    var targets = [];
     errors.forEach(function (error) {
       var target = fieldBox(form, error.field);
+      if (target.row) {
+        targets.push(showRowError(target.row, target.part, error.message));
+        return;
+      }
       var paragraph = $(".field-error", target.box);
       if (!paragraph) { return; }
       paragraph.textContent = (paragraph.textContent ? paragraph.textContent + " " : "") + target.prefix + error.message;
       paragraph.hidden = false;
       target.box.classList.add("invalid");
+      targets.push($("input:not([type=file]), textarea, select", target.box));
     });
-    var first = $(".invalid input, .invalid textarea, .invalid select", form);
+    // The first error in the form's order gets the focus.
+    var first = targets.filter(Boolean).sort(function (a, b) {
+      return a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1;
+    })[0];
     if (first) { first.focus(); }
     fitWindow();
   }
 
+  // Read-only users see values as text; inputs stay in the form (hidden, disabled) for the editors' code.
   function setReadOnly(form) {
-    $all("input, textarea, select", form).forEach(function (input) { input.disabled = !canEdit; });
+    $all(".read-value", form).forEach(function (node) { node.parentNode.removeChild(node); });
+    $all("input, textarea, select", form).forEach(function (input) {
+      if (input.type === "file") { return; }
+      input.disabled = !canEdit;
+      input.classList.toggle("read-hidden", !canEdit);
+      if (!canEdit && !input.hidden) { showAsText(input); }
+    });
     $all("[data-edit-only]", form.parentNode).forEach(function (node) { node.hidden = !canEdit; });
+  }
+
+  function showAsText(input) {
+    var value;
+    if (input.type === "checkbox") { value = input.checked ? T.yes : T.no; }
+    else if (input.tagName === "SELECT") { value = input.selectedIndex >= 0 ? input.options[input.selectedIndex].textContent : ""; }
+    else if (input.hasAttribute("data-read-text")) { value = input.getAttribute("data-read-text"); }
+    else { value = input.value; }
+    var text = element("span", "read-value" + (value ? "" : " muted") + (input.tagName === "TEXTAREA" ? " read-multiline" : ""),
+      value || T.empty_value);
+    if (input.type === "checkbox") {
+      text.textContent = ": " + text.textContent;
+      input.parentNode.appendChild(text);
+    } else {
+      input.parentNode.insertBefore(text, input.nextSibling);
+    }
   }
 
   function setSaving(form, saving, label) {
@@ -333,38 +661,84 @@
     notifyError(error);
   }
 
+  function replaceById(list, item) {
+    for (var i = 0; i < list.length; i++) {
+      if (list[i].id === item.id) { list[i] = item; return; }
+    }
+    list.push(item);
+  }
+
+  function removeById(list, id) {
+    for (var i = list.length - 1; i >= 0; i--) {
+      if (list[i].id === id) { list.splice(i, 1); }
+    }
+  }
+
+  // "Last change: 2 Dec 2026, 10:15 by Olga Admin (in the tab)", when the server keeps it.
+  function showLastChange(view, item) {
+    var line = $('[data-bind="last-change"]', view);
+    var change = item && item.lastChange;
+    line.hidden = !item || !("lastChange" in item);
+    line.textContent = change ? format(T.last_change, { when: when(change.at), who: actorName(change.actor),
+                                                        via: T["via_" + change.via] || change.via })
+      : T.last_change_none;
+  }
+
+  function when(iso) {
+    var date = new Date(iso);
+    if (isNaN(date.getTime())) { return String(iso || ""); }
+    try {
+      return date.toLocaleString(config.lang === "ru" ? "ru-RU" : "en-GB",
+        { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" });
+    } catch (e) { return date.toISOString(); }
+  }
+
+  function actorName(actor) {
+    if (!actor) { return ""; }
+    return actor.name || (actor.id ? T.user + " #" + actor.id : actor.kind);
+  }
+
+  // Updates answer {"item", "changed"}; creations and reverts answer the object itself.
+  function itemOf(result) { return result && result.item ? result.item : result; }
+
   // --- connector editor ----------------------------------------------------------------------
 
   var connectorForm = $("#connector-form");
+  var connectorView = $("#connector-editor");
 
   function openConnector(id) {
     notifyClear();
     api("GET", "/connectors/" + id).then(function (connector) {
       fillConnector(connector);
-      showView("connector-editor");
+      openEditor("connector-editor", connectorForm, function () { return connectorButton(id); });
+      loadHistory("connector", connector);
     }).catch(notifyError);
   }
 
   function fillConnector(connector) {
     state.connector = connector;
     clearErrors(connectorForm);
-    $('#connector-editor [data-bind="heading"]').textContent = connector.title;
+    $('[data-bind="heading"]', connectorView).textContent = connector.title;
     ["title", "description", "logo"].concat(URL_FIELDS).forEach(function (name) {
       connectorForm.elements[name].value = connector[name] || "";
     });
     connectorForm.elements.sort.value = connector.sort === undefined ? "" : connector.sort;
     $all("[data-optional]", connectorForm).forEach(function (box) {
       var name = box.getAttribute("data-field");
-      box.hidden = !(name in connector);
+      box.hidden = !(name in connector) || (name === "secretSettings" && !config.user.isAdmin);
     });
     connectorForm.elements.supportMapping.checked = connector.supportMapping === true;
     connectorForm.elements.sourceCode.value = connector.sourceCode || "";
-    var rows = $("#settings-rows");
-    rows.textContent = "";
+    connectorForm.elements.secretSettings.value = (connector.secretSettings || []).join("\n");
+    $("#settings-rows").textContent = "";
     (connector.settings || []).forEach(addSettingRow);
     updateLogoPreview();
+    showLastChange(connectorView, connector);
     setReadOnly(connectorForm);
+    fitWindow();
   }
+
+  function settingRows() { return $all("#settings-rows tr.setting-row"); }
 
   function addSettingRow(setting) {
     var row = document.importNode($("#setting-row-template").content, true).firstElementChild;
@@ -372,13 +746,31 @@
     row.querySelector('[name="setting-code"]').value = setting.code || "";
     row.querySelector('[name="setting-type"]').value = setting.type === "INT" ? "INT" : "STRING";
     $("#settings-rows").appendChild(row);
+    renumberSettings();
     setReadOnly(connectorForm);
     fitWindow();
     return row;
   }
 
+  // Every control of a row says which row it is in: "Code, parameter 2", "Move parameter 2 up".
+  function renumberSettings() {
+    settingRows().forEach(function (row, index) {
+      var n = { n: index + 1 };
+      var where = " · " + format(T.setting_row_label, n);
+      $('[name="setting-name"]', row).setAttribute("aria-label", T.setting_name + where);
+      $('[name="setting-code"]', row).setAttribute("aria-label", T.setting_code + where);
+      $('[name="setting-type"]', row).setAttribute("aria-label", T.setting_type + where);
+      [["up", T.setting_move_up_aria], ["down", T.setting_move_down_aria], ["remove", T.setting_remove_aria]]
+        .forEach(function (pair) {
+          var node = $('[data-action="' + pair[0] + '"]', row);
+          node.setAttribute("aria-label", format(pair[1], n));
+          node.title = node.getAttribute("aria-label");
+        });
+    });
+  }
+
   function readSettings() {
-    return $all("#settings-rows tr").map(function (row) {
+    return settingRows().map(function (row) {
       return {
         name: row.querySelector('[name="setting-name"]').value.trim(),
         code: row.querySelector('[name="setting-code"]').value.trim(),
@@ -397,8 +789,12 @@
     };
     URL_FIELDS.forEach(function (name) { fields[name] = elements[name].value.trim(); });
     if (elements.sort.value.trim() !== "") { fields.sort = Number(elements.sort.value); }
-    if ("supportMapping" in state.connector) { fields.supportMapping = elements.supportMapping.checked; }
-    if ("sourceCode" in state.connector) { fields.sourceCode = elements.sourceCode.value.trim(); }
+    if (state.connector && "supportMapping" in state.connector) { fields.supportMapping = elements.supportMapping.checked; }
+    if (state.connector && "sourceCode" in state.connector) { fields.sourceCode = elements.sourceCode.value.trim(); }
+    if (state.connector && "secretSettings" in state.connector && config.user.isAdmin) {
+      fields.secretSettings = elements.secretSettings.value.split("\n").map(function (code) { return code.trim(); })
+        .filter(function (code) { return code !== ""; });
+    }
     return fields;
   }
 
@@ -435,9 +831,11 @@
     var seen = {};
     fields.settings.forEach(function (setting, index) {
       var where = "settings[" + index + "]";
-      if (!setting.name || !setting.code) { add(where, T.required); }
-      else if (setting.name.length > LIMITS.settingName || setting.code.length > LIMITS.settingCode) { add(where, T.too_long); }
-      else if (seen[setting.code]) { add(where, T.duplicate_code); }
+      if (!setting.name) { add(where + ".name", T.required); }
+      if (!setting.code) { add(where + ".code", T.required); }
+      if (setting.name.length > LIMITS.settingName) { add(where + ".name", T.too_long); }
+      if (setting.code.length > LIMITS.settingCode) { add(where + ".code", T.too_long); }
+      else if (setting.code && seen[setting.code]) { add(where + ".code", T.duplicate_code); }
       seen[setting.code] = true;
     });
     return errors;
@@ -445,22 +843,16 @@
 
   function saveConnector(event) {
     event.preventDefault();
-    if (!canEdit) { return; }
+    if (!canEdit || connectorForm.getAttribute("aria-busy") === "true") { return; }
+    notifyClear();
     clearErrors(connectorForm);
     var fields = readConnector();
     var errors = connectorErrors(fields);
     if (errors.length) { showFieldErrors(connectorForm, errors); return; }
+    if (!state.connector.id) { createConnector(fields); return; }
     var changes = connectorChanges(fields);
     if (!Object.keys(changes).length) { notify("info", T.nothing_changed); return; }
-    setSaving(connectorForm, true);
-    api("POST", "/connectors/" + state.connector.id, { fields: changes }).then(function (result) {
-      fillConnector(result.item);
-      replaceById(state.connectors, result.item);
-      renderList();
-      notify("success", T.saved);
-    }).catch(function (error) {
-      handleSaveError(connectorForm, error);
-    }).then(function () { setSaving(connectorForm, false); });
+    saveChanges("connector", changes);
   }
 
   function onSettingsClick(event) {
@@ -468,9 +860,15 @@
     if (!target || !canEdit) { return; }
     var row = target.closest("tr");
     var action = target.getAttribute("data-action");
-    if (action === "remove") { row.parentNode.removeChild(row); }
-    if (action === "up" && row.previousElementSibling) { row.parentNode.insertBefore(row, row.previousElementSibling); }
-    if (action === "down" && row.nextElementSibling) { row.parentNode.insertBefore(row.nextElementSibling, row); }
+    $all("tr.row-error", connectorForm).forEach(function (line) { line.parentNode.removeChild(line); });
+    if (action === "remove") {
+      var next = row.nextElementSibling || row.previousElementSibling;
+      row.parentNode.removeChild(row);
+      (next ? $("input", next) : $('[data-action="add-setting"]')).focus();
+    }
+    if (action === "up" && row.previousElementSibling) { row.parentNode.insertBefore(row, row.previousElementSibling); target.focus(); }
+    if (action === "down" && row.nextElementSibling) { row.parentNode.insertBefore(row.nextElementSibling, row); target.focus(); }
+    renumberSettings();
     fitWindow();
   }
 
@@ -480,11 +878,31 @@
     image.title = inline ? "" : T.logo_not_shown;
   }
 
+  function sizeOfDataUri(value) {
+    var bytes = Math.round((value.length - value.indexOf(",") - 1) * 3 / 4);
+    return bytes < 1024 ? bytes + " B" : Math.round(bytes / 1024) + " KB";
+  }
+
+  // An uploaded logo shows as the image and its size, never as a base64 string.
   function updateLogoPreview() {
-    var value = connectorForm.elements.logo.value.trim();
+    var input = connectorForm.elements.logo;
+    var value = input.value.trim();
+    var uploaded = /^data:image\//i.test(value);
     var preview = $("#c-logo-preview");
-    preview.hidden = !(isHttpUrl(value) || /^data:image\//i.test(value));
+    preview.hidden = !(isHttpUrl(value) || uploaded);
     if (!preview.hidden) { showLogo(preview, value); }
+    preview.alt = preview.hidden ? "" : format(T.logo_preview_alt, { title: connectorForm.elements.title.value });
+    input.hidden = uploaded;
+    $("#c-logo-uploaded").hidden = !uploaded;
+    $("#c-logo-uploaded").textContent = uploaded ? format(T.logo_uploaded, { size: sizeOfDataUri(value) }) : "";
+    $("#c-logo-url").hidden = !uploaded || !canEdit;
+  }
+
+  function onLogoUrl() {
+    connectorForm.elements.logo.value = "";
+    updateLogoPreview();
+    setReadOnly(connectorForm);
+    connectorForm.elements.logo.focus();
   }
 
   function onLogoFile(event) {
@@ -506,12 +924,14 @@
   // --- source editor -------------------------------------------------------------------------
 
   var sourceForm = $("#source-form");
+  var sourceView = $("#source-editor");
 
   function openSource(id) {
     notifyClear();
     api("GET", "/sources/" + id).then(function (source) {
       fillSource(source);
-      showView("source-editor");
+      openEditor("source-editor", sourceForm, function () { return sourceButton(id); });
+      loadHistory("source", source);
     }).catch(notifyError);
   }
 
@@ -523,19 +943,24 @@
   function fillSource(source) {
     state.source = source;
     clearErrors(sourceForm);
-    $('#source-editor [data-bind="heading"]').textContent = source.title;
+    $('[data-bind="heading"]', sourceView).textContent = source.title || T.source_new;
     sourceForm.elements.title.value = source.title || "";
     sourceForm.elements.description.value = source.description || "";
-    $('#source-editor [data-bind="connector"]').textContent = connectorTitle(source.connectorId);
-    var active = $('#source-editor [data-bind="active"]');
-    active.textContent = source.active ? T.active_yes : T.active_no;
+    $('[data-bind="connector"]', sourceView).textContent = connectorTitle(source.connectorId);
+    $('[data-field="active"]', sourceView).hidden = !source.id;
+    var active = $('[data-bind="active"]', sourceView);
+    active.textContent = source.active ? T.badge_active : T.badge_inactive;
     active.className = "badge " + (source.active ? "badge-on" : "badge-off");
     var box = $("#source-settings");
     box.textContent = "";
     (source.settings || []).forEach(function (setting) { box.appendChild(settingField(setting)); });
+    showLastChange(sourceView, source);
     setReadOnly(sourceForm);
     fitWindow();
   }
+
+  // A value is shown unless it is secret (the server sends `value` only then); secrets are write-only.
+  function isSecret(setting) { return !("value" in setting); }
 
   function settingField(setting) {
     var field = element("div", "field");
@@ -550,9 +975,17 @@
     input.setAttribute("data-code", setting.code);
     input.setAttribute("data-type", setting.type);
     input.autocomplete = "off";
-    input.type = setting.type === "INT" ? "number" : (/pass|secret|token|key/i.test(setting.code) ? "password" : "text");
-    if (setting.type === "INT") { input.step = "1"; }
-    input.placeholder = setting.isSet ? T.value_set : T.value_not_set;
+    var secret = isSecret(setting);
+    input.type = secret ? "password" : setting.type === "INT" ? "number" : "text";
+    if (setting.type === "INT") { input.step = "1"; input.inputMode = "numeric"; }
+    if (secret) {
+      input.autocomplete = "new-password";
+      input.placeholder = setting.isSet ? T.secret_value_set : T.secret_value_not_set;
+      input.setAttribute("data-read-text", setting.isSet ? T.secret_set : T.secret_not_set);
+    } else {
+      input.value = setting.value;
+      input.setAttribute("data-stored", setting.value);
+    }
     field.appendChild(label);
     field.appendChild(input);
     field.appendChild(element("p", "field-error"));
@@ -560,14 +993,21 @@
     return field;
   }
 
+  function typedSettings() {
+    var settings = {};
+    $all("#source-settings input").forEach(function (input) {
+      var value = input.value.trim();
+      var stored = input.getAttribute("data-stored");
+      if (value !== "" && (stored === null || value !== stored)) { settings[input.getAttribute("data-code")] = value; }
+    });
+    return settings;
+  }
+
   function readSource() {
     var fields = { title: sourceForm.elements.title.value.trim() };
     var description = sourceForm.elements.description.value;
     if (description !== (state.source.description || "")) { fields.description = description; }
-    var settings = {};
-    $all("#source-settings input").forEach(function (input) {
-      if (input.value.trim() !== "") { settings[input.getAttribute("data-code")] = input.value.trim(); }
-    });
+    var settings = typedSettings();
     if (Object.keys(settings).length) { fields.settings = settings; }
     return fields;
   }
@@ -586,33 +1026,308 @@
 
   function saveSource(event) {
     event.preventDefault();
-    if (!canEdit) { return; }
+    if (!canEdit || sourceForm.getAttribute("aria-busy") === "true") { return; }
+    notifyClear();
     clearErrors(sourceForm);
     var fields = readSource();
     var errors = sourceErrors(fields);
     if (errors.length) { showFieldErrors(sourceForm, errors); return; }
+    if (!state.source.id) { createSource(fields); return; }
     if (fields.title === state.source.title && Object.keys(fields).length === 1) {
       notify("info", T.nothing_changed);
       return;
     }
+    saveChanges("source", fields);
+  }
+
+  // --- saving changes, with the conflict check -------------------------------------------------
+
+  var KINDS_OF_OBJECT = {
+    connector: { path: "/connectors/", form: function () { return connectorForm; }, fill: function (item) { fillConnector(item); },
+                 list: function () { return state.connectors; }, current: function () { return state.connector; } },
+    source: { path: "/sources/", form: function () { return sourceForm; }, fill: function (item) { fillSource(item); },
+              list: function () { return state.sources; }, current: function () { return state.source; } }
+  };
+
+  // Sends `fields` with the version the editor loaded; a 409 EDIT_CONFLICT shows both versions.
+  function saveChanges(kind, fields, version) {
+    var spec = KINDS_OF_OBJECT[kind];
+    var current = spec.current();
+    var form = spec.form();
+    var body = { fields: fields };
+    var ifVersion = version || current.version;
+    if (ifVersion) { body.ifVersion = ifVersion; }
+    setSaving(form, true);
+    return api("POST", spec.path + current.id, body).then(function (result) {
+      saved(kind, itemOf(result), T.saved);
+    }).catch(function (error) {
+      if (error.code === "EDIT_CONFLICT" && error.conflict) { return resolveConflict(kind, updateRetry(kind, fields), error); }
+      handleSaveError(form, error);
+    }).then(function () { setSaving(form, false); });
+  }
+
+  function saved(kind, item, message) {
+    var spec = KINDS_OF_OBJECT[kind];
+    spec.fill(item);
+    replaceById(spec.list(), item);
+    renderList();
+    markPristine(spec.form());
+    notify("success", message);
+    loadHistory(kind, item);
+  }
+
+  // Shows both versions; "Keep theirs" loads the saved object, "Overwrite with mine" sends mine again
+  // against the version now stored. `retry(version)` sends the same request with that version.
+  function resolveConflict(kind, retry, error) {
+    var spec = KINDS_OF_OBJECT[kind];
+    var conflict = error.conflict;
+    var dialog = $("#conflict-dialog");
+    var change = conflict.lastChange;
+    $("#conflict-text").textContent = change
+      ? format(T.conflict_text, { who: actorName(change.actor), when: when(change.at) }) : error.message;
+    var rows = $("#conflict-rows");
+    rows.textContent = "";
+    (conflict.fields || []).forEach(function (difference) {
+      var row = element("tr");
+      var name = element("th", null, fieldLabel(difference.field));
+      name.scope = "row";
+      row.appendChild(name);
+      row.appendChild(element("td", "conflict-value", displayValue(difference.yours)));
+      row.appendChild(element("td", "conflict-value", displayValue(difference.theirs)));
+      rows.appendChild(row);
+    });
+    notifyError(error);
+    return new Promise(function (resolve) {
+      function finish(choice) {
+        dialog.removeEventListener("close", onClose);
+        $all("[data-answer]", dialog).forEach(function (node) { node.onclick = null; });
+        if (dialog.open) { dialog.close(); }
+        resolve(choice);
+      }
+      function onClose() { finish(null); }
+      $('[data-answer="theirs"]', dialog).onclick = function () { finish("theirs"); };
+      $('[data-answer="mine"]', dialog).onclick = function () { finish("mine"); };
+      dialog.addEventListener("close", onClose);
+      dialog.showModal();
+      $('[data-answer="theirs"]', dialog).focus();
+    }).then(function (choice) {
+      var form = spec.form();
+      if (choice === "theirs") {
+        spec.fill(conflict.current);
+        replaceById(spec.list(), conflict.current);
+        renderList();
+        markPristine(form);
+        notify("info", T.conflict_kept);
+        loadHistory(kind, conflict.current);
+        $("input, textarea", form).focus();
+        return null;
+      }
+      if (choice === "mine") { return retry(conflict.current.version); }
+      $('button[type="submit"]', form).focus();  // undecided: the edits stay in the form
+      return null;
+    });
+  }
+
+  function fieldLabel(field) {
+    var setting = /^settings[.[]/.test(field);
+    return (setting ? T.field_settings + ": " + field.replace(/^settings\.?/, "") : T["field_" + field]) || field;
+  }
+
+  function displayValue(value) {
+    if (value === null || value === undefined || value === "") { return "—"; }
+    if (Array.isArray(value)) {
+      return value.map(function (item) {
+        return item && typeof item === "object" ? [item.name, item.code, item.type].filter(Boolean).join(" · ") : String(item);
+      }).join("\n") || "—";
+    }
+    if (typeof value === "object") { return JSON.stringify(value); }
+    return String(value);
+  }
+
+  // Overriding saveChanges' conflict branch for updates: the retry sends the same fields.
+  function updateRetry(kind, fields) {
+    return function (version) { return saveChanges(kind, fields, version); };
+  }
+
+  // --- history with one-click revert -----------------------------------------------------------
+
+  function loadHistory(kind, item) {
+    var view = kind === "connector" ? connectorView : sourceView;
+    var box = $("[data-history]", view);
+    box.hidden = true;
+    if (!item || !item.id || !("version" in item)) { return; }
+    api("GET", "/" + kind + "s/" + item.id + "/history").then(function (entries) {
+      if (KINDS_OF_OBJECT[kind].current() !== item && KINDS_OF_OBJECT[kind].current().id !== item.id) { return; }
+      renderHistory(kind, $('[data-bind="history"]', view), entries);
+      box.hidden = false;
+      fitWindow();
+    }).catch(function () { box.hidden = true; });
+  }
+
+  function renderHistory(kind, list, entries) {
+    list.textContent = "";
+    if (!entries.length) { list.appendChild(element("li", "muted", T.history_empty)); }
+    entries.forEach(function (entry) {
+      var item = element("li", "history-entry");
+      item.setAttribute("data-change-id", entry.id);
+      var head = element("div", "history-head");
+      head.appendChild(element("span", "history-when",
+        format(T.change_line, { when: when(entry.at), who: actorName(entry.actor), via: T["via_" + entry.via] || entry.via })));
+      if (canEdit && entry.revertible) {
+        var revert = button(T.history_revert, function () { revertChange(kind, entry); }, "button secondary small");
+        revert.setAttribute("data-action", "revert");
+        revert.setAttribute("aria-label", format(T.history_revert_aria, { when: when(entry.at) }));
+        head.appendChild(revert);
+      }
+      item.appendChild(head);
+      if (T["action_" + entry.action]) { item.appendChild(element("p", "history-action small", T["action_" + entry.action])); }
+      var changes = element("ul", "history-changes");
+      (entry.changes || []).forEach(function (change) {
+        var line = element("li");
+        line.appendChild(element("span", "history-field", fieldLabel(change.field) + ": "));
+        line.appendChild(document.createTextNode(change.secret ? T.history_secret
+          : displayValue(change.old) + " → " + displayValue(change["new"])));
+        changes.appendChild(line);
+      });
+      item.appendChild(changes);
+      list.appendChild(item);
+    });
+  }
+
+  function revertChange(kind, entry) {
+    var ask = isDirty() ? confirmDialog({ title: T.unsaved_title, text: T.unsaved_text, yes: T.discard,
+                                          no: T.keep_editing, safeNo: true }) : Promise.resolve(true);
+    ask.then(function (go) {
+      if (!go) { return null; }
+      var send = function (version) {
+        var form = KINDS_OF_OBJECT[kind].form();
+        setSaving(form, true);
+        return api("POST", "/history/" + entry.id + "/revert", { ifVersion: version }).then(function (result) {
+          saved(kind, result, T.history_reverted);
+        }).catch(function (error) {
+          if (error.code === "EDIT_CONFLICT" && error.conflict) { return resolveConflict(kind, send, error); }
+          notifyError(error);
+        }).then(function () { setSaving(form, false); });
+      };
+      return send(KINDS_OF_OBJECT[kind].current().version);
+    });
+  }
+
+  // --- creating and deleting connectors and sources ------------------------------------------
+
+  // The gateway's own connectors and their sources are managed through databases, not here.
+  function isGatewayConnector(connector) {
+    return Boolean(connector) && String(connector.urlCheck || "").indexOf(window.location.origin + "/gateway/") === 0;
+  }
+
+  function connectorOf(source) {
+    return state.connectors.filter(function (c) { return c.id === source.connectorId; })[0];
+  }
+
+  function openNewConnector() {
+    notifyClear();
+    var blank = { title: "", description: "", logo: "", settings: [], secretSettings: [] };
+    URL_FIELDS.forEach(function (name) { blank[name] = ""; });
+    fillConnector(blank);
+    $('[data-bind="heading"]', connectorView).textContent = T.connector_new;
+    var opener = document.activeElement;
+    openEditor("connector-editor", connectorForm, function () { return document.contains(opener) ? opener : $("#connectors-heading"); });
+  }
+
+  function createConnector(fields) {
+    if (fields.secretSettings && !fields.secretSettings.length) { delete fields.secretSettings; }  // the default rule
+    setSaving(connectorForm, true);
+    api("POST", "/connectors", { fields: fields }).then(function (connector) {
+      saved("connector", connector, T.connector_added);
+      state.returnFocus = function () { return connectorButton(connector.id); };
+    }).catch(function (error) {
+      handleSaveError(connectorForm, error);
+    }).then(function () { setSaving(connectorForm, false); });
+  }
+
+  function askDeleteConnector(connector) {
+    confirmDialog({ title: format(T.connector_delete_title, { title: connector.title }), text: T.connector_delete_text,
+                    yes: T.delete_for_good, no: T.cancel, danger: true, safeNo: true }).then(function (sure) {
+      if (!sure) { return; }
+      api("DELETE", "/connectors/" + connector.id).then(function () {
+        removeById(state.connectors, connector.id);
+        renderList();
+        notify("success", format(T.connector_deleted, { title: connector.title }));
+        $("#connectors-heading").focus();
+      }).catch(function (error) {
+        notifyError(error);
+        var again = $('[data-connector-id="' + connector.id + '"] [data-action="delete-connector"]');
+        if (again) { again.focus(); }
+      });
+    });
+  }
+
+  function openNewSource(connector) {
+    notifyClear();
+    var secret = connector.secretSettings || [];
+    fillSource({
+      connectorId: connector.id, title: "", description: "",
+      settings: (connector.settings || []).map(function (row) {
+        var shown = { code: row.code, name: row.name, type: row.type, secret: secret.indexOf(row.code) >= 0, isSet: false };
+        if (!shown.secret) { shown.value = ""; }
+        return shown;
+      })
+    });
+    openEditor("source-editor", sourceForm, function () {
+      return $('[data-connector-id="' + connector.id + '"] [data-action="add-source"]') || $("#connectors-heading");
+    });
+  }
+
+  function createSource(fields) {
+    var body = { connectorId: state.source.connectorId, title: fields.title,
+                 description: fields.description || "", settings: fields.settings || {} };
     setSaving(sourceForm, true);
-    api("POST", "/sources/" + state.source.id, { fields: fields }).then(function (result) {
-      fillSource(result.item);
-      replaceById(state.sources, result.item);
-      renderList();
-      notify("success", T.saved);
+    api("POST", "/sources", { fields: body }).then(function (source) {
+      saved("source", source, T.source_added);
+      state.returnFocus = function () { return sourceButton(source.id); };
     }).catch(function (error) {
       handleSaveError(sourceForm, error);
     }).then(function () { setSaving(sourceForm, false); });
   }
 
-  function replaceById(list, item) {
-    for (var i = 0; i < list.length; i++) {
-      if (list[i].id === item.id) { list[i] = item; return; }
-    }
+  function askDeleteSource(source) {
+    confirmDialog({ title: format(T.source_delete_title, { title: source.title }), text: T.source_delete_text,
+                    yes: T.delete_for_good, no: T.cancel, danger: true, safeNo: true }).then(function (sure) {
+      if (!sure) { return; }
+      api("DELETE", "/sources/" + source.id).then(function () {
+        removeById(state.sources, source.id);
+        renderList();
+        notify("success", format(T.source_deleted, { title: source.title }));
+        connectorButton(source.connectorId).focus();
+      }).catch(function (error) {
+        notifyError(error);
+        setItemStatus(source.id, "error", error.message || T.network_error, error.code);
+        var again = $('[data-source-id="' + source.id + '"] [data-action="delete-source"]');
+        if (again) { again.focus(); }
+      });
+    });
   }
 
-  function notifyClear() { $("#notice").hidden = true; }
+  // "Test connection": what Bitrix24 would see from the connector's urlCheck, shown under the source.
+  function checkSource(source, test) {
+    if (test.getAttribute("aria-disabled") === "true") { return; }
+    test.setAttribute("aria-disabled", "true");
+    setItemStatus(source.id, "pending", T.source_testing);
+    api("POST", "/sources/" + source.id + "/check").then(function (result) {
+      setItemStatus(source.id, result.ok ? "ok" : "error", result.message, result.ok ? "" : result.outcome);
+    }).catch(function (error) {
+      setItemStatus(source.id, "error", error.message || T.network_error, error.code);
+    }).then(function () { test.removeAttribute("aria-disabled"); });
+  }
+
+  function setItemStatus(sourceId, kind, message, code) {
+    var status = $('[data-source-id="' + sourceId + '"] .source-status');
+    if (!status) { return; }
+    status.className = "source-status database-status status-" + kind;
+    status.textContent = message;
+    if (code) { status.appendChild(element("span", "notice-code", " " + T.error_code + ": " + code)); }
+    fitWindow();
+  }
 
   // --- databases (served through the connector gateway) --------------------------------------
 
@@ -658,7 +1373,9 @@
     list.setAttribute("aria-busy", "true");
     return api("GET", "/databases").then(function (items) {
       state.databases = items;
+      state.loaded.databases = true;
       renderDatabases();
+      renderWelcome();
     }).catch(function (error) { showListError(list, error); });
   }
 
@@ -716,12 +1433,6 @@
     item.appendChild(main);
     item.appendChild(databaseActions(database, item));
     return item;
-  }
-
-  function named(node, action, template, database) {
-    node.setAttribute("data-action", action);
-    node.setAttribute("aria-label", format(template, { title: database.title }));
-    return node;
   }
 
   function databaseActions(database, item) {
@@ -802,7 +1513,8 @@
   }
 
   function focusDatabases() {
-    var target = $('#database-list [data-action="open-database"]') || $('#database-list [data-action="add-database"]');
+    var target = $('#database-list [data-action="open-database"]') || $('#welcome [data-action="welcome-add-database"]') ||
+      $('#database-list [data-action="add-database"]');
     (target || $("#databases-heading")).focus();
   }
 
@@ -813,10 +1525,12 @@
     fillDatabase(null);
     state.returnFocus = function () {
       var add = $("#database-add");
-      return add && !add.hidden ? add : $('#database-list [data-action="add-database"]');
+      return add && !add.hidden ? add : $('#welcome:not([hidden]) [data-action="welcome-add-database"]') ||
+        $('#database-list [data-action="add-database"]');
     };
     showView("database-editor");
     focusEditor();
+    markPristine(databaseForm);
   }
 
   function openDatabase(id) {
@@ -826,6 +1540,7 @@
       state.returnFocus = function () { return databaseButton(id); };
       showView("database-editor");
       focusEditor();
+      markPristine(databaseForm);
     }).catch(function (error) {
       notifyError(error);
       if (error.status === 404) { loadDatabases(); }  // deleted meanwhile: show the list as it is
@@ -853,6 +1568,7 @@
     elements.port.value = values.port || "";
     elements.password.value = "";
     elements.password.placeholder = database && database.passwordSet ? T.password_unchanged : "";
+    elements.password.setAttribute("data-read-text", database && database.passwordSet ? T.secret_set : T.secret_not_set);
     elements.tables.value = (values.tables || []).join("\n");
     elements.rotateSecret.checked = false;
     $("#query-rows").textContent = "";
@@ -1085,7 +1801,7 @@
     if ($("#database-add")) { $("#database-add").addEventListener("click", openNewDatabase); }
   }
 
-  // --- editors (administrators only) ---------------------------------------------------------
+  // --- who can edit (administrators only): users picked by name ---------------------------------
 
   var editors = [];
 
@@ -1096,6 +1812,8 @@
     });
   }
 
+  function userName(user) { return user.name || T.user + " #" + user.id; }
+
   function renderEditors(result) {
     editors = result.userIds;
     var list = $("#editor-list");
@@ -1104,12 +1822,19 @@
     if (!result.users.length) { list.appendChild(element("li", "muted", T.editors_none)); }
     result.users.forEach(function (user) {
       var item = element("li", "editor-item");
-      item.appendChild(element("span", null, (user.name || T.user) + " #" + user.id));
-      item.appendChild(button(T.remove, function () {
-        saveEditors(editors.filter(function (id) { return id !== user.id; }));
-      }, "button link danger small"));
+      item.setAttribute("data-user-id", user.id);
+      item.appendChild(element("span", null, userName(user) + " #" + user.id));
+      var remove = button(T.remove, function () {
+        saveEditors(editors.filter(function (id) { return id !== user.id; })).then(function () {
+          ($("#editor-list button") || $("#editor-search")).focus();
+        });
+      }, "button link danger small");
+      remove.setAttribute("aria-label", format(T.editor_remove_aria, { name: userName(user) }));
+      item.appendChild(remove);
       list.appendChild(item);
     });
+    $("#editors-summary").textContent = result.users.length
+      ? "· " + result.users.map(userName).join(", ") : "· " + T.editors_none;
     fitWindow();
   }
 
@@ -1128,12 +1853,37 @@
     fitWindow();
   }
 
-  function onAddEditor(event) {
+  function onSearchUsers(event) {
     event.preventDefault();
-    var input = $("#editor-id");
-    var value = input.value.trim();
-    if (!/^\d+$/.test(value) || Number(value) < 1) { showEditorError(T.not_integer); return; }
-    saveEditors(editors.concat([Number(value)])).then(function () { input.value = ""; });
+    var query = $("#editor-search").value.trim();
+    var matches = $("#editor-matches");
+    showEditorError("");
+    if (!query) { matches.hidden = true; return; }
+    api("GET", "/users?search=" + encodeURIComponent(query)).then(function (users) {
+      matches.textContent = "";
+      matches.hidden = false;
+      if (!users.length) { matches.appendChild(element("li", "muted", T.editor_search_none)); }
+      users.forEach(function (user) {
+        var item = element("li", "editor-item");
+        item.appendChild(element("span", null, userName(user) + " #" + user.id));
+        if (editors.indexOf(user.id) >= 0) {
+          item.appendChild(element("span", "muted small", "✓ " + T.editors));
+        } else {
+          var allow = button(T.editor_add, function () {
+            saveEditors(editors.concat([user.id])).then(function () {
+              matches.hidden = true;
+              $("#editor-search").value = "";
+              $("#editor-search").focus();
+            });
+          });
+          allow.setAttribute("data-action", "allow-editor");
+          allow.setAttribute("aria-label", format(T.editor_allow_aria, { name: userName(user) }));
+          item.appendChild(allow);
+        }
+        matches.appendChild(item);
+      });
+      fitWindow();
+    }).catch(function (error) { showEditorError(error.message + " (" + error.code + ")"); });
   }
 
   function onPickEditors() {
@@ -1143,15 +1893,20 @@
     });
   }
 
-  // --- re-authorization ----------------------------------------------------------------------
+  // --- re-authorization: one message, one action (administrators) ------------------------------
+
+  function isBlocked() { return config.portal.status === "needs_reauth" || config.portal.status === "payment_required"; }
 
   function onReauth(event) {
     var target = event.target;
     target.disabled = true;
     api("POST", "/reseed").then(function () {
       $("#reauth-banner").hidden = true;
+      config.portal.status = "installed";
+      $("#tab-main").hidden = false;
       notify("success", T.reauth_done);
-      loadList();
+      loadEverything();
+      $("#connectors-heading").focus();
     }).catch(function (error) {
       target.disabled = false;
       notifyError(error);
@@ -1161,9 +1916,8 @@
   // --- start ---------------------------------------------------------------------------------
 
   function wire() {
-    $all('[data-action="back"]').forEach(function (node) {
-      node.addEventListener("click", function () { notifyClear(); backToList(); });
-    });
+    $all('[data-action="back"]').forEach(function (node) { node.addEventListener("click", requestClose); });
+    document.addEventListener("keydown", onKeydown);
     connectorForm.addEventListener("submit", saveConnector);
     sourceForm.addEventListener("submit", saveSource);
     $("#settings-rows").addEventListener("click", onSettingsClick);
@@ -1172,20 +1926,31 @@
     });
     connectorForm.elements.logo.addEventListener("input", updateLogoPreview);
     $("#c-logo-file").addEventListener("change", onLogoFile);
-    if ($("#editor-form")) { $("#editor-form").addEventListener("submit", onAddEditor); }
+    $("#c-logo-url").addEventListener("click", onLogoUrl);
+    $("#list-search").addEventListener("input", renderList);
+    $("#list-connector").addEventListener("change", renderList);
+    $("#list-active").addEventListener("change", renderList);
+    $("#notice .notice-close").addEventListener("click", notifyClear);
+    if ($("#connector-add")) { $("#connector-add").addEventListener("click", openNewConnector); }
+    if ($("#editor-search-form")) { $("#editor-search-form").addEventListener("submit", onSearchUsers); }
     if ($("#reauth-button")) { $("#reauth-button").addEventListener("click", onReauth); }
     wireDatabases();
-    if (window.ResizeObserver) { new ResizeObserver(fitWindow).observe(document.body); }
+    if (window.ResizeObserver) { new ResizeObserver(fitWindow).observe($("#tab")); }
+  }
+
+  function loadEverything() {
+    loadList();
+    loadDatabases();
+    loadEditors();
   }
 
   function start() {
+    document.documentElement.classList.toggle("read-only", !canEdit);
     wire();
     var sdk = document.getElementById("bx24-sdk");
     if (window.BX24) { initBX24(); } else if (sdk) { sdk.addEventListener("load", initBX24); }
     scheduleRenewal(config.sessionTtl);
-    loadList();
-    loadDatabases();
-    loadEditors();
+    if (!isBlocked()) { loadEverything(); }  // the banner says why nothing loads
   }
 
   start();

@@ -33,6 +33,32 @@ def test_users_and_profiles(call, employee_token):
                        "TIME_ZONE": ""}
 
 
+
+def test_user_get_filters_by_id_and_fields(portal, call, employee_token):
+    portal.add_user(name="Olga Sidorova")
+    by_ids = call("user.get", {"FILTER": {"ID": [1, 3, 99]}}).json()["result"]
+    top_level = call("user.get", {"ID": 2}, auth=employee_token).json()["result"]  # the docs' own example
+    by_name = call("user.get", {"FILTER": {"LAST_NAME": "Sidorova"}}).json()["result"]
+
+    assert [(user["ID"], user["NAME"], user["LAST_NAME"]) for user in by_ids] == [("1", "Anna", "Admin"),
+                                                                              ("3", "Olga", "Sidorova")]
+    assert [user["ID"] for user in top_level] == ["2"]
+    assert [user["ID"] for user in by_name] == ["3"]
+    assert call("user.get", {"FILTER": {"ID": 99}}).json()["result"] == []
+
+
+def test_user_search_matches_the_start_of_names(portal, call, employee_token):
+    portal.add_user(name="Olga Sidorova")
+
+    def found(params):
+        return [user["ID"] for user in call("user.search", params).json()["result"]]
+
+    assert found({"FILTER": {"FIND": "ol"}}) == ["3"]
+    assert found({"FILTER": {"FIND": "petrov iv"}}) == ["2"]
+    assert found({"FILTER": {"FIND": "etrov"}}) == []  # a right LIKE: only the start of a word
+    assert found({"FILTER": {"LAST_NAME": "adm"}}) == ["1"]
+    assert found({}) == ["1", "2", "3"]
+
 def test_event_bind_get_unbind(portal, call, receiver):
     handler = f"{receiver.url}/events"
 

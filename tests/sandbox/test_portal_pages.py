@@ -128,6 +128,63 @@ def test_page_listens_for_the_shim_messages(portal):
         assert f'"{command}"' in html
 
 
+class Links(HTMLParser):
+    """Every link's href, and the language switch's links by language."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.languages: dict[str, dict] = {}
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "a" and "href" in attributes:
+            self.hrefs.append(attributes["href"])
+            if "hreflang" in attributes:
+                self.languages[attributes["hreflang"]] = attributes
+
+
+def test_the_language_switch_reopens_the_app_with_lang(installed, receiver):
+    english = page(installed, view="app")
+    switch = Links(english.text).languages
+
+    assert set(switch) == {"en", "ru"} and switch["en"].get("aria-current") == "true"
+    russian_url = switch["ru"]["href"]
+    assert parse_qs(urlsplit(russian_url).query) == {"view": ["app"], "lang": ["ru"]}
+    russian = requests.get(installed.page_url + russian_url, timeout=10)
+
+    frame = FrameForm(russian.text)
+    assert parse_qs(urlsplit(frame.form["action"]).query)["LANG"] == ["ru"]
+    assert '<html lang="ru">' in russian.text and Links(russian.text).languages["ru"].get("aria-current") == "true"
+    assert parse_qs(urlsplit(FrameForm(english.text).form["action"]).query)["LANG"] == ["en"]
+    # Moving around the portal keeps the chosen language.
+    links = Links(russian.text)
+    switch_links = {attributes["href"] for attributes in links.languages.values()}
+    menu_links = [href for href in links.hrefs if href not in switch_links and "view=" in href]
+    assert menu_links and all("lang=ru" in href for href in menu_links)
+
+
+def test_the_language_switch_keeps_the_user_and_placements_get_lang_too(b24, installed, call, receiver):
+    employee = installed.add_user(name="Ivan Petrov")
+    call("placement.bind", {"PLACEMENT": "LEFT_MENU", "HANDLER": f"{receiver.url}/menu", "TITLE": "Reports"})
+    placement_id = installed.placements[0]["id"]
+
+    opened = FrameForm(page(installed, user=employee.id, view="placement", id=placement_id, lang="ru").text)
+
+    assert parse_qs(urlsplit(opened.form["action"]).query)["LANG"] == ["ru"]
+    assert opened.fields["PLACEMENT"] == "LEFT_MENU"
+    switch = Links(page(installed, user=employee.id, lang="ru").text).languages
+    assert parse_qs(urlsplit(switch["en"]["href"]).query) == {"user": [str(employee.id)], "lang": ["en"]}
+
+
+def test_an_unknown_language_is_a_clear_400(installed):
+    response = page(installed, view="app", lang="xx")
+
+    assert response.status_code == 400 and "lang must be one of: en, ru" in response.text
+    assert FrameForm(response.text).form is None
+
+
 def test_unknown_portal_or_user_is_404(b24, portal):
     assert requests.get(f"{b24.url}/nowhere.bitrix24.test/", timeout=10).status_code == 404
     assert page(portal, user=99).status_code == 404

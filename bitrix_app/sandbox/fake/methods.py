@@ -60,7 +60,10 @@ def app_info(call) -> dict:
 
 
 def user_current(call) -> dict:
-    user = call.user
+    return user_current_fields(call.user)
+
+
+def user_current_fields(user) -> dict:
     return {
         "ID": str(user.id),
         "XML_ID": "",
@@ -80,6 +83,68 @@ def user_current(call) -> dict:
 
 def user_admin(call) -> bool:
     return call.user.is_admin
+
+
+# user.get and user.search are not in the reference (../shared/reference/bitrix24.md); this
+# follows the public REST docs (dev.1c-bitrix.ru/rest_help/users/user_get.php, user_search.php):
+# - Scope user (user_basic / user_brief suffice), callable by every user.
+# - user.get: FILTER (or, as the docs' own example does, filter keys at the top level) matches
+#   fields exactly; an ID filter takes one id or a list. Users come in ID order, 50 a page;
+#   bots, e-mail and Open Lines users are never returned. No match: an empty list, not an error.
+# - user.search: FILTER keys NAME, LAST_NAME, WORK_POSITION, UF_DEPARTMENT_NAME, USER_TYPE, or
+#   FIND across all of them; a text matches the start of a word ("right LIKE": "Ann" finds
+#   "Anna"), case-insensitively. Answers like user.get. Unconfirmed: how FIND splits words.
+USER_PAGE_SIZE = 50
+USER_SEARCH_FIELDS = ("NAME", "LAST_NAME", "WORK_POSITION", "UF_DEPARTMENT_NAME")
+
+
+def _user_filter(params: dict) -> dict:
+    upper = _upper_keys(params)
+    raw = upper.get("FILTER") if phpform.is_array(upper.get("FILTER")) else {
+        key: value for key, value in upper.items() if key not in ("SORT", "ORDER", "ADMIN_MODE")}
+    return {str(key).upper(): value for key, value in (phpform.items(raw) if phpform.is_array(raw) else [])}
+
+
+def _user_item(user) -> dict:
+    return {**user_current_fields(user), "WORK_POSITION": "", "UF_DEPARTMENT_NAME": ""}
+
+
+def _ids(value) -> set[str]:
+    values = [item for _, item in phpform.items(value)] if phpform.is_array(value) else [value]
+    return {str(item).strip() for item in values}
+
+
+def user_get(call) -> list:
+    conditions = _user_filter(call.params)
+    users = sorted(call.portal.users.values(), key=lambda user: user.id)
+    found = []
+    for user in users:
+        item = _user_item(user)
+        if "ID" in conditions and str(user.id) not in _ids(conditions["ID"]):
+            continue
+        if any(str(item.get(key, "")) != str(value) for key, value in conditions.items()
+               if key != "ID" and not phpform.is_array(value)):
+            continue
+        found.append(item)
+    return found[:USER_PAGE_SIZE]
+
+
+def user_search(call) -> list:
+    conditions = _user_filter(call.params)
+    found = []
+    for user in sorted(call.portal.users.values(), key=lambda user: user.id):
+        item = _user_item(user)
+        if all(_starts_a_word(" ".join(str(item[field]) for field in USER_SEARCH_FIELDS), value)
+               if key == "FIND" else _starts_a_word(str(item.get(key, "")), value)
+               for key, value in conditions.items() if key in ("FIND", *USER_SEARCH_FIELDS)):
+            found.append(item)
+    return found[:USER_PAGE_SIZE]
+
+
+def _starts_a_word(text: str, wanted) -> bool:
+    words = str(wanted).lower().split()
+    haystack = text.lower().split()
+    return all(any(word.startswith(part) for word in haystack) for part in words)
 
 
 def profile(call) -> dict:
@@ -343,6 +408,8 @@ METHODS = {
     "app.info": (app_info, None),
     "user.current": (user_current, "user"),
     "user.admin": (user_admin, None),
+    "user.get": (user_get, "user"),
+    "user.search": (user_search, "user"),
     "profile": (profile, None),
     "scope": (scope, None),
     "server.time": (server_time, None),

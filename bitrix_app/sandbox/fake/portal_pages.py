@@ -1,6 +1,8 @@
 """The portal in a browser: a Bitrix24-like page that frames our app, and the BX24 shim it talks to.
 
-``GET /<domain>/?user=N[&view=app|placement&id=P]`` renders the shell. Every render that shows
+``GET /<domain>/?user=N[&view=app|placement&id=P][&lang=en|ru]`` renders the shell; ``lang`` is the
+interface language the page passes to the app as ``LANG`` (the portal's language by default), and
+the header switches it. Every render that shows
 the app POSTs a hidden form into ``<iframe name="app-frame">`` with a fresh token chain, exactly
 like the real portal. The app page loads ``/bx24.js`` from here; the shim talks to this page
 with ``postMessage`` (``command:params:callbackId:APP_SID``) and the page answers
@@ -13,6 +15,7 @@ preview, all fetched from the connector's endpoints by ``fake.bi``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template_string, request
 
@@ -22,6 +25,7 @@ from .state import Portal, User
 from .web import CORS_HEADERS, current_fake
 
 bp = Blueprint("fake_portal_pages", __name__)
+LANGUAGES = {"en": "English", "ru": "Русский"}
 
 
 @dataclass
@@ -54,25 +58,32 @@ def portal_page(domain: str) -> str:
     portal = _portal_or_404(fake, domain)
     user = _user_or_404(portal, request.args.get("user"))
     view = request.args.get("view", "home")
+    lang = request.args.get("lang", portal.language)
+    if lang not in LANGUAGES:
+        abort(400, description=f"lang must be one of: {', '.join(LANGUAGES)}.")
+    # Links keep the user and a chosen language.
+    keep = {"user": user.id, **({"lang": lang} if "lang" in request.args else {})}
     bi = _bi_view(fake, portal, user) if view == "bi" else None
-    frame, message = (None, "") if bi else _main_area(fake, portal, user, view, request.args.get("id"))
+    frame, message = (None, "") if bi else _main_area(fake, portal, user, view, request.args.get("id"), lang)
     with fake.state.lock:
         left_menu = [item for item in portal.placements
                      if item["placement"] == "LEFT_MENU" and item["client_id"] == fake.state.main_client_id]
     client = {
         "init": frame.init if frame else None,
         "users": [{"id": str(other.id), "name": other.full_name} for other in portal.users.values()],
-        "appViewUrl": f"{portal.page_url}?user={user.id}&view=app",
+        "appViewUrl": f"{portal.page_url}?{urlencode({**keep, 'view': 'app'})}",
         "installFinishUrl": f"{fake.url}/_fake/{portal.domain}/install-finish",
         "authUrl": f"{fake.url}/_fake/{portal.domain}/auth?user={user.id}",
     }
     return render_template_string(PAGE_TEMPLATE, portal=portal, user=user, users=list(portal.users.values()),
                                   view=view, frame=frame, message=message, left_menu=left_menu, bi=bi,
+                                  lang=lang, languages=LANGUAGES, keep=keep, args=request.args.to_dict(),
                                   app_name=fake.app_name, client=client,
                                   reinstall_url=f"{fake.url}/_fake/{portal.domain}/install?user={user.id}")
 
 
-def _main_area(fake, portal: Portal, user: User, view: str, placement_id: str | None) -> tuple[Frame | None, str]:
+def _main_area(fake, portal: Portal, user: User, view: str, placement_id: str | None,
+               lang: str) -> tuple[Frame | None, str]:
     if not fake.app_url:
         return None, "No application URL is configured for this portal."
     if portal.app_state == "uninstalled":
@@ -81,13 +92,14 @@ def _main_area(fake, portal: Portal, user: User, view: str, placement_id: str | 
         if not user.is_admin:
             return None, ("The application is not fully installed yet. "
                           "Please contact your Bitrix24 administrator to finish the installation.")
-        return _frame(fake, portal, user, f"{fake.app_url}/install", "Installing the application", install=True), ""
+        return _frame(fake, portal, user, f"{fake.app_url}/install", "Installing the application", lang,
+                      install=True), ""
     if view == "app":
-        return _frame(fake, portal, user, f"{fake.app_url}/app", fake.app_name), ""
+        return _frame(fake, portal, user, f"{fake.app_url}/app", fake.app_name, lang), ""
     if view == "placement":
         record = next((item for item in portal.placements if str(item["id"]) == placement_id), None)
         if record is not None:
-            return _frame(fake, portal, user, record["handler"], record["title"] or fake.app_name,
+            return _frame(fake, portal, user, record["handler"], record["title"] or fake.app_name, lang,
                           placement=record["placement"]), ""
     return None, f"Welcome to {portal.domain}. Open “{fake.app_name}” in the menu on the left."
 
@@ -119,10 +131,10 @@ def _bi_view(fake, portal: Portal, user: User) -> BiView:
     return view
 
 
-def _frame(fake, portal: Portal, user: User, handler: str, title: str,
+def _frame(fake, portal: Portal, user: User, handler: str, title: str, lang: str,
            placement: str = "DEFAULT", install: bool = False) -> Frame:
     options = {"URI": f"/{portal.domain}/"} if placement != "DEFAULT" else {}
-    query, form = lifecycle.frame_request(fake, portal, user, placement, options)
+    query, form = lifecycle.frame_request(fake, portal, user, placement, options, lang=lang)
     init = {
         "DOMAIN": portal.domain, "PROTOCOL": 0, "LANG": query["LANG"], "APP_SID": query["APP_SID"],
         "MEMBER_ID": portal.member_id, "IS_ADMIN": user.is_admin, "USER_ID": user.id,
@@ -180,7 +192,7 @@ def _user_or_404(portal: Portal, user_id: str | None) -> User:
 
 
 PAGE_TEMPLATE = """<!doctype html>
-<html lang="en">
+<html lang="{{ lang }}">
 <head>
 <meta charset="utf-8">
 <title>{{ portal.domain }} · Bitrix24 (sandbox)</title>
@@ -190,6 +202,7 @@ PAGE_TEMPLATE = """<!doctype html>
   header .logo { font-size: 22px; font-weight: bold; } header .logo span { color: #005893; }
   header .who { margin-left: auto; } header a { color: #fff; margin-left: 8px; }
   header a.current { font-weight: bold; text-decoration: none; }
+  header .languages { margin-left: 16px; }
   .layout { display: flex; min-height: calc(100vh - 52px); }
   nav { width: 220px; background: #1f3a4d; padding: 12px 0; }
   nav a, nav .group { display: block; padding: 8px 20px; color: #cfe3ee; text-decoration: none; }
@@ -210,26 +223,30 @@ PAGE_TEMPLATE = """<!doctype html>
   <div class="who">
     Signed in as <b id="current-user">{{ user.full_name }}</b>{% if user.is_admin %} (administrator){% endif %}
     · Switch user:
-    {% for other in users %}<a href="?user={{ other.id }}" class="{{ 'current' if other.id == user.id }}">{{ other.full_name }}</a>{% endfor %}
+    {% for other in users %}<a href="?{{ dict(keep, user=other.id) | urlencode }}" class="{{ 'current' if other.id == user.id }}">{{ other.full_name }}</a>{% endfor %}
+  </div>
+  <div class="languages" id="language-switch">
+    {% for code, name in languages.items() %}<a href="?{{ dict(args, lang=code) | urlencode }}" hreflang="{{ code }}" lang="{{ code }}"
+       class="{{ 'current' if code == lang }}"{% if code == lang %} aria-current="true"{% endif %}>{{ name }}</a>{% endfor %}
   </div>
 </header>
 <div class="layout">
   <nav>
-    <a href="?user={{ user.id }}" class="{{ 'active' if view == 'home' }}">Feed</a>
-    <a href="?user={{ user.id }}">Tasks and Projects</a>
-    <a href="?user={{ user.id }}">CRM</a>
-    <a id="bi-menu-item" href="?user={{ user.id }}&view=bi" class="{{ 'active' if view == 'bi' }}">BI Builder</a>
+    <a href="?{{ keep | urlencode }}" class="{{ 'active' if view == 'home' }}">Feed</a>
+    <a href="?{{ keep | urlencode }}">Tasks and Projects</a>
+    <a href="?{{ keep | urlencode }}">CRM</a>
+    <a id="bi-menu-item" href="?{{ dict(keep, view='bi') | urlencode }}" class="{{ 'active' if view == 'bi' }}">BI Builder</a>
     <div class="group">Applications</div>
     {% if portal.installed %}
-      <a id="app-menu-item" href="?user={{ user.id }}&view=app" class="{{ 'active' if view == 'app' }}">{{ app_name }}</a>
+      <a id="app-menu-item" href="?{{ dict(keep, view='app') | urlencode }}" class="{{ 'active' if view == 'app' }}">{{ app_name }}</a>
       {% for item in left_menu %}
-        <a href="?user={{ user.id }}&view=placement&id={{ item.id }}">{{ item.title or app_name }}</a>
+        <a href="?{{ dict(keep, view='placement', id=item.id) | urlencode }}">{{ item.title or app_name }}</a>
       {% endfor %}
     {% endif %}
   </nav>
   <main>
     {% if bi %}
-      {% set here = {"user": user.id, "view": "bi"} %}
+      {% set here = dict(keep, view="bi") %}
       <div class="bi" id="bi-builder">
         <h2>BI Builder</h2>
         {% if bi.error %}<p class="error" id="bi-error"><b>{{ bi.error.message_key }}</b> {{ bi.error.detail }}</p>{% endif %}
