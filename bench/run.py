@@ -28,7 +28,7 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -156,6 +156,8 @@ class Row:
     token_calls: int | None = None
     failed: int | None = None
     note: str = ""
+    # Figures the targets summary reads: "ratio" (vs the row's yardstick), "rss" (MB).
+    figures: dict = field(default_factory=dict)
 
 
 def measure(sandbox: Sandbox, portals: list, target, *args):
@@ -306,8 +308,13 @@ def scenario_fleet(sandbox: Sandbox, count: int, workers: int) -> list[Row]:
                                                         sandbox.database_url, fleet_plan(members, version),
                                                         members, pool)
         changed = sum(1 for status, _ in outcomes if status == "changed")
-        rows.append(Row(name, label, wall, requests, answers_503, failed=len(outcomes) - changed,
-                        note=f"{changed}/{count} portals changed, 3 updates each"))
+        note = f"{changed}/{count} portals changed, 3 updates each"
+        figures = {}
+        if pool > 1:
+            figures["ratio"] = wall / rows[0].wall
+            note += f"; **{figures['ratio']:.3f} ×** one after another"
+        rows.append(Row(name, label, wall, requests, answers_503, failed=len(outcomes) - changed, note=note,
+                        figures=figures))
     return rows
 
 
@@ -517,7 +524,7 @@ def scenario_probe(sandbox: Sandbox, calls: int, backends: dict[str, str]) -> li
                 limiter = f"shared limiter in {backend}" if limited else "no limiter"
                 rows.append(Row(f"5. one call, {backend}", f"BitrixClient, {limiter}", None, calls, 0,
                                 note=f"{ours * 1000:.2f} ms vs {bare * 1000:.2f} ms bare pooled requests: "
-                                     f"**{ours / bare:.2f} ×**"))
+                                     f"**{ours / bare:.2f} ×**", figures={"ratio": ours / bare}))
     finally:
         sandbox.fake.config.rate_limit, sandbox.latency.seconds = rate_limit, latency
     return rows
@@ -553,9 +560,23 @@ def growth_child(settings, database_url, version, workers):
             counts[report.status] = counts.get(report.status, 0) + 1
             requests += report.requests
 
+    rss_before, cpu_before = process_memory("VmRSS") or 0.0, time.process_time()
     wall, _ = timed(consume)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return wall, (counts, requests, statements, peak_rss_mb)
+    peak_rss_mb = process_memory("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return wall, (counts, requests, statements, (peak_rss_mb, rss_before), time.process_time() - cpu_before)
+
+
+def process_memory(field_name: str) -> float | None:
+    """A /proc/self/status figure in MB: VmRSS (now) or VmHWM (peak). The peak is not `ru_maxrss`:
+    a spawned child starts as a fork of the parent and Linux keeps the fork's high-water mark across
+    the exec, so ru_maxrss would show the parent's size (the fake with all its portals)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def scenario_growth(sandbox: Sandbox, sizes: list[int], workers: int, latency: float, folder: str) -> list[Row]:
@@ -568,7 +589,7 @@ def scenario_growth(sandbox: Sandbox, sizes: list[int], workers: int, latency: f
         engine.dispose()
         members, logged = {portal.member_id for portal in portals}, len(sandbox.fake.requests_log)
         cpu_before = time.process_time()  # this process is the fake (the plan runs in a child)
-        wall, (counts, requests, statements, rss) = in_child(growth_child, sandbox.settings, database_url, "g",
+        wall, (counts, requests, statements, (rss, rss_before), plan_cpu) = in_child(growth_child, sandbox.settings, database_url, "g",
                                                              workers)
         fake_cpu = time.process_time() - cpu_before
         entries = [entry for entry in sandbox.fake.requests_log[logged:]
@@ -580,8 +601,10 @@ def scenario_growth(sandbox: Sandbox, sizes: list[int], workers: int, latency: f
                         fake_requests, answers_503, failed=size - counts.get("changed", 0),
                         note=f"{wall / ideal:.2f} × the ideal {ideal:.1f} s; {per_portal:.1f} database round trips "
                              f"per portal ({statements['app'] / size:.1f} app + {statements['limiter'] / size:.1f} "
-                             f"limiter); peak RSS {rss:.0f} MB; fake CPU {fake_cpu:.0f} s "
-                             f"({fake_cpu / wall:.2f} of one core)"))
+                             f"limiter); peak RSS {rss:.0f} MB ({rss_before:.0f} MB before the run); fake CPU {fake_cpu:.0f} s "
+                             f"({fake_cpu / wall:.2f} of one core), plan process CPU {plan_cpu:.0f} s "
+                             f"({plan_cpu / wall:.2f})",
+                        figures={"ratio": wall / ideal, "rss": rss, "round_trips": per_portal}))
     return rows
 
 
@@ -622,6 +645,40 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def targets(rows: list[Row]) -> list[str]:
+    """The issue's targets, each against the figures of this run."""
+    def verdict(value: float, limit: float) -> str:
+        return "met" if value <= limit else f"**missed** by {value / limit - 1:.0%}"
+
+    by = {(row.scenario.split(".")[0], row.client): row for row in rows}
+    lines = []
+    ours, fast = by.get(("1", "this project (plan: read, diff, batch)")), by.get(("1", "fast-bitrix24 call"))
+    if ours and fast:
+        ratio = ours.wall / fast.wall
+        lines.append(f"- Scenario 1: {ours.wall:.2f} s vs fast-bitrix24's {fast.wall:.2f} s = **{ratio:.2f} ×** "
+                     f"(target ≤ 1.1 ×: {verdict(ratio, 1.1)}); **{ours.requests} requests** "
+                     f"(target ≤ 22: {'met' if ours.requests <= 22 else 'missed by ' + str(ours.requests - 22)}).")
+    fleet = [row for row in rows if row.scenario.startswith("2.") and "ratio" in row.figures]
+    for row in fleet:
+        lines.append(f"- Scenario 2: {row.client} vs one after another = **{row.figures['ratio']:.3f} ×** "
+                     f"(target ≤ 0.1 ×: {verdict(row.figures['ratio'], 0.1)}).")
+    for row in rows:
+        if row.scenario.startswith("5."):
+            limit = 1.2 if "no limiter" in row.client else 1.5
+            lines.append(f"- {row.scenario}, {row.client}: **{row.figures['ratio']:.2f} ×** "
+                         f"(target ≤ {limit} ×: {verdict(row.figures['ratio'], limit)}).")
+    growth = [row for row in rows if row.scenario.startswith("6.")]
+    if growth:
+        last = growth[-1]
+        lines.append(f"- Scenario 6: {last.scenario.split(', ')[1]} at **{last.figures['ratio']:.2f} ×** the ideal wall "
+                     f"(target ≤ 2 ×: {verdict(last.figures['ratio'], 2.0)}); peak RSS "
+                     + " / ".join(f"{row.figures['rss']:.0f}" for row in growth) + " MB for "
+                     + " / ".join(row.scenario.split(", ")[1].split()[0] for row in growth) + " portals; "
+                     + " / ".join(f"{row.figures['round_trips']:.1f}" for row in growth)
+                     + " database round trips per portal.")
+    return lines
+
+
 def median_rows(runs: list[list[Row]]) -> list[Row]:
     """One row per client: the median wall time; the worst 503, token-call and failure counts."""
     rows = []
@@ -629,7 +686,7 @@ def median_rows(runs: list[list[Row]]) -> list[Row]:
         middle = sorted(same, key=lambda row: row.wall or 0)[len(same) // 2]
         worst = lambda name: max((getattr(r, name) for r in same if getattr(r, name) is not None), default=None)  # noqa: E731
         rows.append(Row(middle.scenario, middle.client, middle.wall, middle.requests, worst("answers_503"),
-                        worst("token_calls"), worst("failed"), middle.note))
+                        worst("token_calls"), worst("failed"), middle.note, middle.figures))
     return rows
 
 
@@ -653,7 +710,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{folder}/bench.db"
         sandbox = Sandbox(database_url, options.latency_ms / 1000)
-        started = datetime.now(timezone.utc)
+        started, load_before = datetime.now(timezone.utc), os.getloadavg()[0]
         runs = []
         for repetition in range(options.repeat):
             sandbox.round = repetition
@@ -675,7 +732,8 @@ def main() -> None:
             growth = scenario_growth(sandbox, sizes, options.workers, options.latency_ms / 1000, folder)
         sandbox.fake.stop()
 
-    table = markdown(median_rows(runs) + growth)
+    rows = median_rows(runs) + growth
+    table = markdown(rows)
     backend = "Redis" if os.environ.get("REDIS_URL") else database_url.split(":", 1)[0].split("+")[0]
     report = "\n".join([
         f"# Benchmark results — {started:%Y-%m-%d %H:%M} UTC",
@@ -691,13 +749,30 @@ def main() -> None:
         "not the client, becomes the bottleneck.",
         f"- Our shared bucket lives in {backend}. Every client works on portals of its own, so none inherits "
         "another's bucket.",
-        f"- Median wall time of {options.repeat} runs; 503, token-call and failure columns show the worst run.",
+        f"- Median wall time of {options.repeat} runs; 503, token-call and failure columns show the worst run"
+        f" (command: `bench/run.py {' '.join(sys.argv[1:])}`). Load average {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end (the machine is shared with other jobs).",
+        "- Scenario 5 (per-call probe): the fake answers at once (no simulated latency) and with its rate limit off "
+        "for that one portal; our limiter runs at 1,000,000/s so it reserves on every call but never waits. Medians "
+        f"of {options.probe_calls} interleaved calls, after 20 warm-up calls each.",
+        "- Scenario 6 (growth): the fleet plan (`portals: all`, 1 connector + 2 source updates per portal), each size "
+        f"in a SQLite database of its own, portals streamed from the database; ideal wall = requests × latency ÷ "
+        f"{options.workers} workers. Round trips = SQL statements + commits on the app engine, and limiter "
+        "checkouts (one statement each). Peak RSS = VmHWM of the plan process (not ru_maxrss, which would "
+        "report the forked parent's size, i.e. the fake's); the fake's and the plan process's CPU are in the note.",
         "",
         table,
         "",
+        "Targets (issue 10), from this run:",
+        "",
+        *targets(rows),
+        "",
     ])
     print(report)
-    Path(options.output).write_text(report, encoding="utf-8")
+    output = Path(options.output)
+    previous = output.read_text(encoding="utf-8") if output.exists() else ""
+    others = previous.find("\n## ")  # sections other benchmarks write (bench/gateway.py) stay
+    output.write_text(report + (previous[others:] if others >= 0 else ""), encoding="utf-8")
     print(f"written to {options.output}")
 
 

@@ -287,7 +287,8 @@ def reseed():
 # --- databases served through the connector gateway ------------------------------------------
 
 def databases() -> DatabaseService:
-    return DatabaseService(current_app.extensions["bitrix"], current_app.extensions["gateway"], g.tab_session)
+    return DatabaseService(current_app.extensions["bitrix"], current_app.extensions["gateway"], g.tab_session,
+                           Actor.user(g.tab_session.user_id, via="tab"))
 
 
 @bp.get("/databases")

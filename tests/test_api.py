@@ -911,3 +911,9 @@ def test_test_connection_of_a_gateway_source_asks_the_gateway(open_tab, installe
     assert result["outcome"] == "error_status" and result["status"] == 502 and result["ok"] is False
     assert "(502)" in result["message"]
     assert error_of(admin.delete(f"/sources/{source}")) == (409, "GATEWAY_SOURCE")
+    # its settings hold the gateway's key and secret: changed only through the database entry
+    assert error_of(admin.post(f"/sources/{source}", json={"fields": {"settings": {"secret": "mine"}}})) == (
+        409, "GATEWAY_SOURCE")
+    with sqlite3.connect(path) as db:  # back, so that Bitrix24's urlCheck on the update passes
+        db.execute("CREATE TABLE IF NOT EXISTS items (id INTEGER)")
+    assert admin.post(f"/sources/{source}", json={"fields": {"description": "Checked"}}).status_code == 200

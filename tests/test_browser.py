@@ -584,6 +584,45 @@ def test_admin_adds_tests_edits_and_deletes_a_database(browser, fake, installed_
     assert [error for error in browser_errors(browser) if not provoked.search(error)] == []
 
 
+def save_mine_over_theirs(driver, title, form: str):
+    """Type "Mine" as the title another admin just saved as "Theirs", save: the conflict dialog shows both."""
+    replace_text(title, "Mine")
+    driver.find_element(By.CSS_SELECTOR, f"{form} button[type=submit]").click()
+    conflict = dialog(driver, "#conflict-dialog")
+    assert "Anna Admin saved a change" in conflict.text
+    assert [cell.text for cell in conflict.find_elements(By.CSS_SELECTOR, "#conflict-rows td, #conflict-rows th")] == [
+        "Title", "Mine", "Theirs"]
+    return conflict
+
+
+def test_a_database_edited_meanwhile_shows_both_versions(browser, fake, installed_portal, app, open_tab):
+    demo_file(app)
+    portal = installed_portal
+    other_admin = open_tab(portal)
+    added = other_admin.post("/databases", json={"title": "Demo sales", "kind": "sqlite", "database": "demo.db"})
+    database_id, source_id = added.get_json()["result"]["id"], added.get_json()["result"]["sourceId"]
+    open_as(browser, portal, portal.admin)
+    action(database_item(browser), "open-database").click()
+    title = visible(browser, "#d-title")
+    assert "by Anna Admin (in the tab)" in visible(browser, '#database-editor [data-bind="last-change"]').text
+    assert other_admin.patch(f"/databases/{database_id}", json={"title": "Theirs"}).status_code == 200
+    conflict = save_mine_over_theirs(browser, title, "#database-form")
+    assert portal.sources[source_id]["title"] == "Theirs"  # nothing was overwritten yet
+    conflict.find_element(By.CSS_SELECTOR, '[data-answer="mine"]').click()
+    assert visible(browser, "#notice.notice-success").text.startswith("Saved")
+    wait(browser, lambda d: "Mine" in database_item(d).text)
+    assert portal.sources[source_id]["title"] == "Mine"
+
+    # The database's changes are in its source's history, under the database's own field names.
+    labelled(browser, "Edit source Mine").click()
+    entries = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#source-editor .history-entry")[2:] and
+                   d.find_elements(By.CSS_SELECTOR, "#source-editor .history-entry"))
+    assert "Title: Theirs → Mine" in entries[0].text
+    assert not entries[0].find_elements(By.CSS_SELECTOR, "[data-action=revert]")
+    provoked = re.compile(r"/api/databases/\d+ - Failed to load resource: .* status of 409 ")
+    assert [error for error in browser_errors(browser) if not provoked.search(error)] == []
+
+
 def test_a_reader_sees_databases_without_add_test_or_delete(browser, fake, installed_portal, app, open_tab):
     demo_file(app)
     response = open_tab(installed_portal).post("/databases", json={
@@ -687,12 +726,7 @@ def test_create_edit_conflict_history_and_revert(browser, fake, installed_portal
     other_admin = open_tab(portal)
     response = other_admin.post(f"/connectors/{connector_id}", json={"fields": {"title": "Theirs"}})
     assert response.status_code == 200, response.get_json()
-    replace_text(title, "Mine")
-    browser.find_element(By.CSS_SELECTOR, "#connector-form button[type=submit]").click()
-    conflict = dialog(browser, "#conflict-dialog")
-    assert "Anna Admin saved a change" in conflict.text
-    assert [cell.text for cell in conflict.find_elements(By.CSS_SELECTOR, "#conflict-rows td, #conflict-rows th")] == [
-        "Title", "Mine", "Theirs"]
+    conflict = save_mine_over_theirs(browser, title, "#connector-form")
     screenshot(browser, "tab-conflict.png", folder=DOCS)
     into_frame(browser)
     assert portal.connectors[connector_id]["title"] == "Theirs"  # nothing was overwritten yet
@@ -795,10 +829,77 @@ def test_who_can_edit_picks_users_by_name(browser, fake, installed_portal):
     assert "Olga Reader" in browser.find_element(By.ID, "editors-summary").text
     with_names = browser.find_element(By.ID, "editor-list").text
     assert f"Olga Reader #{olga.id}" in with_names
-    screenshot(browser, "tab-editors.png")
+    screenshot(browser, "tab-editors.png", folder=DOCS)  # for the README
     into_frame(browser)
     labelled(browser, "Remove Olga Reader from the editors").click()
     wait(browser, lambda d: "Only administrators" in d.find_element(By.ID, "editor-list").text)
+    assert browser_errors(browser) == []
+
+
+def test_who_can_edit_refuses_a_user_gone_from_the_portal_and_keeps_names(browser, fake, installed_portal, app):
+    portal = installed_portal
+    fake.seed_demo(portal)
+    olga = portal.add_user("Olga Reader", admin=False)
+    ivan = portal.add_user("Ivan Gone", admin=False)
+    browser.get(f"{portal.page_url}?user={portal.admin.id}&view=app")
+    enter_tab(browser)
+    browser.find_element(By.CSS_SELECTOR, "#editors-panel summary").click()
+    browser.find_element(By.ID, "editor-search").send_keys("Olga", Keys.ENTER)
+    labelled(browser, "Allow Olga Reader to edit").click()
+    wait(browser, lambda d: f"Olga Reader #{olga.id}" in d.find_element(By.ID, "editor-list").text)
+    search = browser.find_element(By.ID, "editor-search")
+    search.clear()
+    search.send_keys("Ivan", Keys.ENTER)
+    allow = labelled(browser, "Allow Ivan Gone to edit")
+    del portal.users[ivan.id]  # deleted on the portal after the search found him
+
+    allow.click()
+
+    error = wait(browser, lambda d: d.find_element(By.ID, "editor-error").is_displayed()
+                 and d.find_element(By.ID, "editor-error"))
+    assert f"These user ids do not exist on the portal: {ivan.id}." in error.text and "UNKNOWN_USERS" in error.text
+    assert browser.find_element(By.ID, "editor-list").text.splitlines()[0] == f"Olga Reader #{olga.id}"
+    assert portal_editor_ids(app, portal) == [olga.id]
+    provoked = re.compile(r"/api/editors - Failed to load resource: .* status of 400 ")
+    assert [error for error in browser_errors(browser) if not provoked.search(error)] == []
+
+
+def portal_editor_ids(app, portal) -> list[int]:
+    from bitrix_app.models import Portal as PortalRow
+
+    with app.extensions["bitrix"].session_factory() as session:
+        return list(session.query(PortalRow).filter_by(member_id=portal.member_id).one().editor_user_ids or [])
+
+
+def test_the_page_takes_the_gateway_flag_from_the_server(browser, fake, installed_portal, app, open_tab):
+    """The app's own objects lose delete and add-source; a custom connector keeps them even when its
+    URLs look like the gateway's (the page used to guess from the check URL)."""
+    demo_file(app)
+    portal = installed_portal
+    added = open_tab(portal).post("/databases", json={"title": "Demo sales", "kind": "sqlite", "database": "demo.db"})
+    assert added.status_code == 201, added.get_json()
+    source_id = added.get_json()["result"]["sourceId"]
+    lookalike = fake.seed_connector(portal, {
+        "title": "Look-alike", "logo": "", "settings": [],
+        **{name: f"{app.live_url}/gateway/elsewhere/{name}"
+           for name in ("urlCheck", "urlTableList", "urlTableDescription", "urlData")}})
+    open_as(browser, portal, portal.admin)
+
+    own = visible(browser, f'[data-source-id="{source_id}"]')  # the connector list loads on its own
+    assert own.find_elements(By.CSS_SELECTOR, '[data-action="test-source"]')
+    assert not own.find_elements(By.CSS_SELECTOR, '[data-action="delete-source"]')
+    card = browser.find_element(By.CSS_SELECTOR, f'.connector-card[data-connector-id="{lookalike}"]')
+    assert card.find_elements(By.CSS_SELECTOR, '[data-action="delete-connector"]')
+    assert card.find_elements(By.CSS_SELECTOR, '[data-action="add-source"]')
+
+    # Its source opens read-only, saying where it is changed.
+    action(own, "open-source").click()
+    note = visible(browser, '#source-editor [data-bind="gateway-note"]')
+    assert "change it in the Databases part" in note.text
+    assert not shown(browser, "#source-editor .save-bar")
+    assert visible(browser, "#source-editor .read-value").text == "Demo sales"
+    assert [field for field in browser.find_elements(By.CSS_SELECTOR, "#source-form input, #source-form textarea")
+            if field.is_displayed()] == []
     assert browser_errors(browser) == []
 
 

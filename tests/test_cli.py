@@ -107,20 +107,27 @@ def test_refresh_older_than_refreshes_only_old_pairs(runner, fake, bitrix, insta
         assert secret not in result.output
 
 
-def test_refresh_reports_a_failed_portal_and_exits_1(runner, fake, bitrix, installed_portal):
+def portal_needing_reauth(fake, bitrix):
     broken = fake.add_portal(domain="broken.bitrix24.test")
     fake.install(broken)
     fake.finish_install(broken)
     with bitrix.session_factory() as session, session.begin():
         session.execute(update(Portal).where(Portal.member_id == broken.member_id)
                         .values(status=PortalStatus.NEEDS_REAUTH))
+    return broken
+
+
+def test_refresh_reports_a_failed_portal_and_exits_1(runner, fake, bitrix, installed_portal):
+    broken = portal_needing_reauth(fake, bitrix)
 
     result = invoke(runner, "portals", "refresh", "--all", "--older-than", 0)
 
     assert result.exit_code == 1
-    lines = {line.split()[0]: line for line in result.output.splitlines()[1:]}
+    rows, reasons = result.output.split("\n\n")
+    lines = {line.split()[0]: line for line in rows.splitlines()[1:]}
     assert "refreshed" in lines["alpha.bitrix24.test"]
-    assert "failed" in lines[broken.member_id] and "authorization" in lines[broken.member_id]
+    assert "failed" in lines[broken.member_id] and "authorization" not in lines[broken.member_id]
+    assert reasons.startswith(f"{broken.member_id}: ") and "authorization" in reasons  # below the table
     assert fake.refresh_count(installed_portal) == 1
 
 
@@ -332,6 +339,40 @@ def test_databases_add_list_check_update_delete(runner, installed_portal, gatewa
     assert deleted.exit_code == 0 and not installed_portal.sources
 
 
+def test_databases_update_checks_the_version_and_the_history_names_the_operator(
+        runner, installed_portal, gateway_sqlite_dir, monkeypatch):
+    from bitrix_app.sandbox.demo_data import create_demo_database
+
+    create_demo_database(gateway_sqlite_dir / "cli-history.db")
+    monkeypatch.setenv("BITRIX_OPERATOR", "ops-anna")
+    portal = installed_portal.domain
+    added = invoke(runner, "databases", "add", '{"title": "Demo", "kind": "sqlite", "database": "cli-history.db"}',
+                   "--portal", portal, "--json")
+    result = json.loads(added.output)
+    version = result["item"]["version"]
+    assert invoke(runner, "databases", "update", result["id"], '{"title": "Theirs"}', "--portal", portal,
+                  "--if-unchanged", version).exit_code == 0
+
+    late = invoke(runner, "databases", "update", result["id"], '{"title": "Mine"}', "--portal", portal,
+                  "--if-unchanged", version)
+
+    assert late.exit_code == 1 and "(EDIT_CONFLICT)" in late.output
+    assert "title: yours Mine, theirs Theirs" in late.output and "by ops-anna (cli)" in late.output
+    assert installed_portal.sources[result["sourceId"]]["title"] == "Theirs"
+    shown = invoke(runner, "databases", "get", result["id"], "--portal", portal)
+    assert any(line.startswith("lastChange") and line.endswith("ops-anna (cli)") for line in shown.output.splitlines())
+    history = invoke(runner, "sources", "history", result["sourceId"], "--portal", portal)
+    assert history.exit_code == 0, history.output
+    assert "ops-anna (cli)  update  (not revertible)" in history.output
+    assert "database.title: Demo -> Theirs" in history.output and "ops-anna (cli)  create" in history.output
+
+    kept = runner.invoke(args=["databases", "delete", str(result["id"]), "--portal", portal], input="n\n")
+    assert kept.exit_code == 1 and f'Delete database #{result["id"]} "Theirs" and its Bitrix24 source?' in kept.output
+    unasked = invoke(runner, "databases", "delete", result["id"], "--portal", portal, "--json")
+    assert unasked.exit_code == 1 and json.loads(unasked.output)["error"] == "CONFIRMATION_REQUIRED"
+    assert result["sourceId"] in installed_portal.sources
+
+
 def test_databases_add_explains_a_refused_connection(runner, installed_portal):
     result = invoke(runner, "databases", "add", '{"title": "X", "kind": "sqlite", "database": "missing.db"}',
                     "--portal", installed_portal.domain)
@@ -353,6 +394,19 @@ def test_sync_connectors_dry_run_then_for_real(runner, installed_portal, app, fa
     assert sorted(actions) == ["unchanged", "unchanged", "updated"]
     assert victim["title"] != "Changed on the portal"
     assert invoke(runner, "portals", "sync-connectors").exit_code == 2
+
+
+def test_sync_connectors_puts_a_failed_portals_reason_below_the_table(runner, fake, bitrix, installed_portal):
+    broken = portal_needing_reauth(fake, bitrix)
+
+    result = invoke(runner, "portals", "sync-connectors", "--portal", installed_portal.domain,
+                    "--portal", broken.member_id)
+
+    assert result.exit_code == 1
+    rows, reasons = result.output.split("\n\n")
+    failed = [line.split() for line in rows.splitlines() if line.startswith(broken.member_id)]
+    assert failed == [[broken.member_id, "-", "failed", "-", "-"]]
+    assert reasons.startswith(f"{broken.member_id}: ") and "authoriz" in reasons
 
 
 def test_portal_date_format_is_validated_and_used(runner, installed_portal, app):
@@ -419,6 +473,30 @@ def test_sources_check_tells_the_outcome_and_exits_1_on_failure(runner, demo):
     assert json.loads(failed.output)["outcome"] == "refused"
 
 
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_sources_check_outcomes_are_in_bitrix_lang(runner, demo, gateway_sqlite_dir, monkeypatch, lang):
+    from bitrix_app.sandbox.demo_data import create_demo_database
+    from bitrix_app.services.messages import text
+
+    monkeypatch.setenv("BITRIX_LANG", lang)
+    portal, source_id = demo["portal"], demo["source_ids"][0]
+    ok = invoke(runner, "sources", "check", source_id, "--portal", portal.domain)
+    assert ok.exit_code == 0 and f"Source #{source_id}: ok. {text('CHECK_OK', lang)}" in ok.output
+    portal.sources[source_id]["settings"][2]["value"] = "bad"
+    refused = invoke(runner, "sources", "check", source_id, "--portal", portal.domain)
+    assert refused.exit_code == 1 and f"Source #{source_id}: refused. {text('CHECK_REFUSED', lang)}" in refused.output
+
+    create_demo_database(gateway_sqlite_dir / f"cli-check-{lang}.db")
+    added = invoke(runner, "databases", "add", json.dumps({"title": "Gone", "kind": "sqlite",
+                                                           "database": f"cli-check-{lang}.db"}),
+                   "--portal", portal.domain, "--json")
+    (gateway_sqlite_dir / f"cli-check-{lang}.db").unlink()
+    gone = invoke(runner, "sources", "check", json.loads(added.output)["sourceId"], "--portal", portal.domain)
+    assert gone.exit_code == 1 and ": error_status, HTTP " in gone.output
+    assert text("CHECK_ERROR_STATUS", lang).split("{status}")[0] in gone.output
+    assert text("CHECK_OK", "ru") != text("CHECK_OK", "en")
+
+
 # --- operators: error codes in text, real changes, filters, partial plans, configuration errors -------
 
 def test_text_errors_carry_the_bitrix24_code_like_json(runner, demo):
@@ -434,7 +512,8 @@ def test_source_update_reports_only_what_really_changed(runner, fake, demo):
                        '{"description": "Nightly", "settings": {"port": 5432, "token": "demo-token-1"}}',
                        "--portal", "alpha.bitrix24.test", "--json")
     assert same_port.exit_code == 0, same_port.output
-    assert json.loads(same_port.output) == {"id": source_id, "changed": ["description"]}
+    # the unchanged port is left out; a sent secret always counts, so the report never confirms a guess
+    assert json.loads(same_port.output) == {"id": source_id, "changed": ["description", "settings.token"]}
 
     new_token = invoke(runner, "sources", "update", source_id, '{"settings": {"token": "rotated-token"}}',
                        "--portal", "alpha.bitrix24.test")
@@ -442,9 +521,12 @@ def test_source_update_reports_only_what_really_changed(runner, fake, demo):
     assert new_token.output.strip() == f"Source #{source_id} updated: settings.token."
     assert "rotated-token" not in new_token.output
 
-    again = invoke(runner, "sources", "update", source_id, '{"settings": {"token": "rotated-token"}}',
+    again = invoke(runner, "sources", "update", source_id, '{"settings": {"port": 5432}}',
                    "--portal", "alpha.bitrix24.test")
     assert again.exit_code == 0 and "nothing changed" in again.output, again.output
+    guess = invoke(runner, "sources", "update", source_id, '{"settings": {"token": "rotated-token"}}',
+                   "--portal", "alpha.bitrix24.test")
+    assert guess.output.strip() == new_token.output.strip()  # right or wrong, the same answer
 
 
 def test_sources_list_by_connector(runner, fake, demo):

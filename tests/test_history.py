@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bitrix_app.models import ChangeRecord, PortalUserName
 from bitrix_app.services.history import Actor, History, source_changes, version_of
 from bitrix_app.services.plans import PlanRunner, parse_plan
+from bitrix_app.services.secret_settings import SecretSettings
 
 SECRET = "demo-token-1"  # the first demo source's `token`
 
@@ -46,9 +47,20 @@ def test_a_version_follows_every_editable_field_and_tells_nothing_about_secrets(
     version = version_of("source", source, "key")
     assert version == version_of("source", {**source, "dateUpdate": "02.01.2026 10:00:00"}, "key")
     assert version != version_of("source", {**source, "title": "Other"}, "key")
-    assert version != version_of("source", {**source, "settings": [{"code": "host", "value": "db"},
-                                                                  {"code": "token", "value": "abd"}]}, "key")
-    assert version != version_of("source", source, "another key")  # keyed: cannot be checked offline
+    assert version != version_of("source", {**source, "settings": [{"code": "host", "value": "db2"},
+                                                                  {"code": "token", "value": "abc"}]}, "key")
+    assert version != version_of("source", source, "another key")
+
+
+def test_a_version_cannot_confirm_a_guessed_secret():
+    """Only whether a secret is set counts: comparing versions never tells a secret's value."""
+    def source(token: str) -> dict:
+        return {"id": 1, "settings": [{"code": "host", "value": "db"}, {"code": "token", "value": token}]}
+    assert version_of("source", source("abc"), "key") == version_of("source", source("guess"), "key")
+    assert version_of("source", source("abc"), "key") != version_of("source", source(""), "key")
+    marked_host = lambda code: code == "host"  # noqa: E731
+    assert version_of("source", source("abc"), "key", marked_host) != version_of("source", source("guess"), "key",
+                                                                                  marked_host)
 
 
 def test_secret_settings_are_recorded_masked_and_counted_when_sent():
@@ -106,7 +118,8 @@ def test_a_stale_version_is_a_conflict_that_says_who_changed_what(admin, open_ta
 
 def test_a_source_conflict_never_shows_secret_values(admin, demo_portal):
     loaded = result(admin.get(f"/sources/{source_id(demo_portal)}"))
-    result(admin.post(f"/sources/{source_id(demo_portal)}", json={"fields": {"settings": {"token": "t-2"}}}))
+    result(admin.post(f"/sources/{source_id(demo_portal)}", json={
+        "fields": {"settings": {"token": "t-2", "host": "theirs.test"}}}))
     response = admin.post(f"/sources/{source_id(demo_portal)}", json={
         "fields": {"settings": {"token": "t-3", "host": "mine.test"}}, "ifVersion": loaded["version"]})
     assert response.status_code == 409
@@ -114,7 +127,15 @@ def test_a_source_conflict_never_shows_secret_values(admin, demo_portal):
     assert "t-2" not in text and "t-3" not in text and SECRET not in text
     fields = {item["field"]: item for item in response.get_json()["conflict"]["fields"]}
     assert fields["settings.token"] == {"field": "settings.token", "yours": "***", "theirs": "***"}
-    assert fields["settings.host"]["theirs"] == "wh1.demo.test"
+    assert fields["settings.host"]["theirs"] == "theirs.test"
+
+
+def test_a_changed_secret_alone_is_no_conflict(admin, demo_portal):
+    """Versions leave secret values out (they must not confirm guesses), so a secret changed by
+    someone else meanwhile does not stop a save: the last write wins, as for a password field."""
+    loaded = result(admin.get(f"/sources/{source_id(demo_portal)}"))
+    result(admin.post(f"/sources/{source_id(demo_portal)}", json={"fields": {"settings": {"token": "t-2"}}}))
+    assert result(admin.get(f"/sources/{source_id(demo_portal)}"))["version"] == loaded["version"]
 
 
 @pytest.mark.parametrize("version", [17, "", "x" * 65, ["v"]])
@@ -153,6 +174,22 @@ def test_a_change_is_reverted_through_the_same_checks(admin, demo_portal):
         "Demo warehouse", "Sample connector served by the sandbox portal.", 300)
     newest = result(admin.get(path + "/history"))[0]
     assert newest["action"] == "revert" and newest["reverts"] == change["id"]
+
+
+def test_values_recorded_before_a_setting_became_secret_are_hidden_and_not_reverted(admin, open_tab, bitrix,
+                                                                                   demo_portal):
+    path = f"/sources/{source_id(demo_portal)}"
+    result(admin.post(path, json={"fields": {"settings": {"host": "private-db.internal"}}}))
+    connector = f"/connectors/{connector_id(demo_portal)}"
+    result(admin.post(connector, json={"fields": {"secretSettings": ["host", "token"]}}))
+
+    reader = open_tab(demo_portal, demo_portal.add_user("Olga Reader"))
+    [change] = result(reader.get(path + "/history"))
+    assert change["changes"] == [{"field": "settings.host", "old": "***", "new": "***", "secret": True}]
+    assert not change["revertible"]
+    assert "private-db.internal" not in stored_history(bitrix)  # masked in the database too
+    response = admin.post(f"/history/{change['id']}/revert")
+    assert (response.status_code, response.get_json()["error"]) == (400, "NOT_REVERTIBLE")
 
 
 def test_a_change_of_secrets_only_is_not_revertible(admin, demo_portal):
@@ -274,6 +311,42 @@ def test_plans_record_their_changes(bitrix, demo_portal, monkeypatch):
     assert {"field": "description", "old": None, "new": "***", "secret": False} in record["changes"]
     assert {"field": "settings.token", "old": "***", "new": "***", "secret": True} in record["changes"]
     assert "plan-secret" not in stored_history(bitrix) and "from the environment" not in stored_history(bitrix)
+
+
+def test_a_plan_records_the_changes_of_all_its_updates_in_one_insert(bitrix, demo_portal):
+    inserts = []
+    engine = bitrix.session_factory.kw["bind"]
+    seen = lambda _c, _cur, statement, *_: inserts.append(statement) if "INSERT INTO change_history" in statement else None  # noqa: E731
+    event.listen(engine, "before_cursor_execute", seen)
+    plan = parse_plan({"connectors": [{"match": {"id": connector_id(demo_portal)}, "fields": {"description": "bulk"}}],
+                       "sources": [{"match": {"id": source_id(demo_portal, n)}, "fields": {"description": "bulk"}}
+                                   for n in (0, 1)]}, {})
+    try:
+        [report] = PlanRunner(bitrix, plan, sleep=lambda s: None).run([demo_portal.member_id])
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+    assert report.status == "changed", report.to_dict()
+    assert len(inserts) == 1
+    history = History(bitrix.session_factory, demo_portal.member_id)
+    assert [len(history.entries("source", source_id(demo_portal, n))) for n in (0, 1)] == [1, 1]
+    [connector_record] = history.entries("connector", connector_id(demo_portal))
+    assert connector_record["changes"][0]["field"] == "description" and connector_record["via"] == "plan"
+
+
+def test_a_plan_masks_in_the_history_what_an_administrator_marked_secret(bitrix, demo_portal):
+    connector = connector_id(demo_portal)
+    declared = [row["code"] for row in demo_portal.connectors[connector]["settings"]]
+    SecretSettings(bitrix.session_factory, demo_portal.member_id).set_codes(connector, ["host"], declared)
+    plan = parse_plan({"sources": [{"match": {"id": source_id(demo_portal)},
+                                    "fields": {"settings": {"host": "hidden.example.com"}}}]}, {})
+
+    [report] = PlanRunner(bitrix, plan, sleep=lambda s: None).run([demo_portal.member_id])
+
+    assert report.status == "changed", report.to_dict()
+    [record] = History(bitrix.session_factory, demo_portal.member_id).entries("source", source_id(demo_portal))
+    assert {"field": "settings.host", "old": "***", "new": "***", "secret": True} in record["changes"]
+    assert "hidden.example.com" not in stored_history(bitrix)
 
 
 def test_a_plan_with_if_unchanged_skips_what_changed_after_its_diff(bitrix, demo_portal, monkeypatch):

@@ -3,10 +3,16 @@ import json
 import socket
 import sqlite3
 import textwrap
+import threading
+import time
 
 import pytest
+from sqlalchemy import event, select
 
+from bitrix_app.models import Database, GatewayConnector, Portal
+from bitrix_app.services import plans
 from bitrix_app.services.plans import PlanError, PlanRunner, parse_plan
+from bitrix_app.services.rest import BitrixClient
 from bitrix_app.services.validation import EndpointPolicy
 
 SECRET = "pa55-from-the-environment"
@@ -167,12 +173,57 @@ def test_plan_in_json_format_with_explicit_portals(runner, fake, demo, tmp_path)
 
 
 def batch_sizes(fake, portal) -> list[int]:
-    """Commands per write batch, in order."""
+    """Commands per write batch, in order (with `one_write_batch_at_a_time`: the fake logs a
+    batch's commands without saying which batch, so batches at the same time would blend)."""
     return [len(methods) for methods in write_batches(fake, portal)]
 
 
+@pytest.fixture
+def one_write_batch_at_a_time(monkeypatch):
+    """Write batches one after another, for tests of their sizes: besides the log (see batch_sizes),
+    the fake spends urlCheck delays on one shared clock, so batches at the same time would each
+    measure the others' checks too (a real portal times each command on its own)."""
+    monkeypatch.setattr(plans, "PARALLEL_WRITE_BATCHES", 1)
+
+
+class WritesInFlight:
+    """Write batches as the client sends them: commands each, and how many were in flight then."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.now = 0
+        self.started: list[tuple[int, int]] = []  # (commands, batches in flight with it)
+
+    @property
+    def most(self) -> int:
+        return max((in_flight for _, in_flight in self.started), default=0)
+
+
+@pytest.fixture
+def writes_in_flight(monkeypatch):
+    seen = WritesInFlight()
+    send = BitrixClient._send
+
+    def tracked(self, url, payload):
+        commands = payload.get("cmd") if url.endswith("/batch") else None
+        if not commands or not any(".update?" in command for command in commands.values()):
+            return send(self, url, payload)
+        with seen.lock:
+            seen.now += 1
+            seen.started.append((len(commands), seen.now))
+        try:
+            time.sleep(0.05)  # long enough for batches sent together to overlap
+            return send(self, url, payload)
+        finally:
+            with seen.lock:
+                seen.now -= 1
+
+    monkeypatch.setattr(BitrixClient, "_send", tracked)
+    return seen
+
+
 def test_120_updates_of_a_fast_foreign_connector_go_out_in_full_batches_after_a_probe(
-        runner, fake, installed_portal, tmp_path):
+        runner, fake, installed_portal, tmp_path, one_write_batch_at_a_time):
     connector_id = fake.seed_demo(installed_portal)["connector_id"]
     ids = [fake.seed_source(installed_portal, {"title": f"Shop {n}", "connectorId": connector_id,
                                                "settings": {"host": "old.example.com"}}) for n in range(120)]
@@ -374,7 +425,8 @@ def cloud_time_limit(fake):
     return fake
 
 
-def test_a_slow_foreign_connector_gets_batches_that_fit_the_time_limit(cloud_time_limit, installed_portal, bitrix):
+def test_a_slow_foreign_connector_gets_batches_that_fit_the_time_limit(cloud_time_limit, installed_portal, bitrix,
+                                                                      one_write_batch_at_a_time):
     fake = cloud_time_limit
     fake.config.url_check_delay = 8.0  # seconds each urlCheck takes (on the fake's clock)
     ids = demo_sources(fake, installed_portal, 20)
@@ -388,7 +440,7 @@ def test_a_slow_foreign_connector_gets_batches_that_fit_the_time_limit(cloud_tim
 
 
 def test_a_batch_cut_off_by_the_time_limit_is_re_read_and_only_the_rest_sent_again(
-        cloud_time_limit, installed_portal, bitrix):
+        cloud_time_limit, installed_portal, bitrix, one_write_batch_at_a_time):
     fake = cloud_time_limit
     fake.config.url_check_delay = 20.0  # three commands fill the 60 s; the fourth never runs
     ids = demo_sources(fake, installed_portal, 5)
@@ -441,7 +493,8 @@ def test_an_unknown_outcome_is_reported_as_such_when_the_re_read_fails(fake, dem
     assert source_updates_sent(fake, portal) == []
 
 
-def test_gateway_sources_go_out_in_full_batches(fake, installed_portal, open_tab, gateway_sqlite_dir, bitrix):
+def test_gateway_sources_go_out_in_full_batches(fake, installed_portal, open_tab, gateway_sqlite_dir, bitrix,
+                                                one_write_batch_at_a_time):
     with sqlite3.connect(gateway_sqlite_dir / "chunks.db") as database:
         database.execute("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY)")
     added = open_tab(installed_portal).post("/databases", json={"title": "Chunks", "kind": "sqlite",
@@ -457,6 +510,84 @@ def test_gateway_sources_go_out_in_full_batches(fake, installed_portal, open_tab
 
     assert report.status == "changed", report.reason
     assert batch_sizes(fake, installed_portal) == [50, 10]  # our own urlCheck is known to be fast
+
+
+def test_batches_with_measured_check_times_go_out_together_after_the_probe_and_the_connector(
+        fake, installed_portal, bitrix, writes_in_flight):
+    ids = demo_sources(fake, installed_portal, 220)
+    connector_id = installed_portal.sources[ids[0]]["connectorId"]
+    plan = {"connectors": [{"match": {"id": connector_id}, "fields": {"description": "Together"}}],
+            **description_updates(ids)}
+
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(plan, {})).run([installed_portal.member_id])
+
+    assert report.status == "changed", report.reason
+    assert all(installed_portal.sources[i]["description"] == "Checked" for i in ids)
+    assert installed_portal.connectors[connector_id]["description"] == "Together"
+    # The connector and the first 4 sources (its urlCheck not measured yet: 6 s guessed each) alone,
+    # then 4 batches of 50 at once, then the last 16.
+    assert writes_in_flight.started[0] == (5, 1)
+    assert sorted(size for size, _ in writes_in_flight.started[1:]) == [16, 50, 50, 50, 50]
+    assert writes_in_flight.most == plans.PARALLEL_WRITE_BATCHES == 4
+    assert report.requests == 2 + 6  # reads: first pages, then the rest in one batch
+
+
+def test_a_portal_failure_in_one_of_the_batches_sent_together_fails_the_portal_after_all_finished(
+        fake, installed_portal, bitrix, writes_in_flight, monkeypatch):
+    ids = demo_sources(fake, installed_portal, 155)  # the probe of 5, then 3 batches of 50 at once
+    batch = BitrixClient.batch
+
+    def second_write_batch_fails(self, commands, halt=False):
+        if "u0" in commands and commands["u0"][1]["id"] == ids[55]:
+            raise plans.BitrixError("expired_token", "The access token provided has expired.", status=401)
+        return batch(self, commands, halt)
+
+    monkeypatch.setattr(BitrixClient, "batch", second_write_batch_fails)
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(description_updates(ids), {})).run([installed_portal.member_id])
+
+    assert report.status == "failed" and report.code == "expired_token"
+    landed = [update for update in report.updates if update.applied]
+    assert len(landed) == 5 + 50 + 50  # the probe and the two batches sent with the failing one
+    assert writes_in_flight.most == 2  # the failing one raised before it was sent
+    assert all(installed_portal.sources[update.object_id]["description"] == "Checked" for update in landed)
+    assert all(update.error.startswith("not sent") for update in report.updates if not update.applied)
+
+
+def test_a_portal_of_a_plan_costs_a_handful_of_database_statements(fake, demo, bitrix):
+    portal, ids = demo["portal"], demo["source_ids"]
+    plan = {"connectors": [{"match": {"id": demo["connector_id"]}, "fields": {"description": "Counted"}}],
+            **description_updates(ids)}
+    engine, statements = bitrix.session_factory.kw["bind"], []
+    seen = lambda _c, _cur, statement, *_: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        [report] = PlanRunner(bitrix.for_jobs(), parse_plan(plan, {})).run([portal.member_id])
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+    assert report.status == "changed" and len(report.updates) == 3, report.reason
+    # The portal row with its token (once), the secret-setting choices, and the history: one
+    # INSERT for the three updates (was 17 statements: the row read twice, one insert per update).
+    assert sum("portal_tokens" in statement for statement in statements) == 1
+    assert sum("INSERT INTO change_history" in statement for statement in statements) == 1
+    assert len(statements) <= 6, statements
+
+
+def test_a_check_url_measured_on_one_portal_is_not_probed_again_on_the_next(fake, bitrix, one_write_batch_at_a_time):
+    first, second = (fake.add_portal(domain=f"{name}.bitrix24.test") for name in ("one", "two"))
+    for portal in (first, second):
+        fake.install(portal)
+        fake.finish_install(portal)
+    plan = {"sources": [{"match": {"title": f"Shop {n}"}, "fields": {"description": "Checked"}} for n in range(60)]}
+    for portal in (first, second):
+        demo_sources(fake, portal, 60)
+
+    reports = list(PlanRunner(bitrix.for_jobs(), parse_plan(plan, {})).run([first.member_id, second.member_id],
+                                                                           workers=1))
+
+    assert [report.status for report in reports] == ["changed", "changed"]
+    assert batch_sizes(fake, first) == [5, 50, 5]
+    assert batch_sizes(fake, second) == [50, 10]  # the same demo connector's urlCheck, measured on the first
 
 
 # --- only PLAN_ variables may be substituted (issue 10) ---------------------------------------------
@@ -575,6 +706,29 @@ def test_ensure_absent_needs_allow_delete_and_explains_refusals(runner, fake, de
     assert "delete its sources first" in by_kind["connector"]["error"]
     with pytest.raises(PlanError, match="no fields"):
         parse_plan({"sources": [{"match": {"id": 1}, "ensure": "absent", "fields": {"title": "x"}}]}, {})
+
+
+def test_plans_leave_the_gateways_own_connectors_and_sources_alone(bitrix, demo):
+    """A gateway connector or a database's source is managed through `databases:`: deleting one,
+    or rewriting the source that holds the gateway's key, would break the database."""
+    portal = demo["portal"]
+    with bitrix.session_factory() as db, db.begin():
+        portal_id = db.scalar(select(Portal.id).where(Portal.member_id == portal.member_id))
+        db.add(GatewayConnector(portal_id=portal_id, kind="demo", connector_id=demo["connector_id"]))
+        db.add(Database(portal_id=portal_id, title="Sales", kind="postgresql", connection_encrypted="x",
+                        source_key="key-plan-test", secret_hash="0" * 64, source_id=demo["source_ids"][0]))
+    plan = parse_plan({
+        "connectors": [{"match": {"id": demo["connector_id"]}, "ensure": "absent"}],
+        "sources": [{"match": {"id": demo["source_ids"][0]}, "fields": {"settings": {"host": "elsewhere.test"}}},
+                    {"match": {"title": "New shop"}, "ensure": "present", "fields": {"connectorId": demo["connector_id"]}}],
+    }, {})
+
+    [report] = PlanRunner(bitrix.for_jobs(), plan).run([portal.member_id])  # --allow-delete is the CLI's check
+
+    assert report.updates == [] and len(report.problems) == 3, report.problems
+    assert "secure gateway" in " ".join(report.problems)
+    assert demo["connector_id"] in portal.connectors
+    assert "elsewhere.test" not in str(portal.sources[demo["source_ids"][0]]["settings"])
 
 
 # --- many portals: streamed, bounded (issue 10) ----------------------------------------------------

@@ -10,6 +10,7 @@ import redis
 from sqlalchemy import event
 
 import bitrix_app
+from bitrix_app.services import ratelimit
 from bitrix_app.services.ratelimit import (
     PORTAL_BUSY, TOO_MANY_REQUESTS, DatabaseBuckets, Rate, RateLimited, RateLimiter, RedisBuckets, limiter_for,
 )
@@ -117,6 +118,29 @@ def test_enterprise_portals_get_their_rate_by_member_id_or_domain(bitrix):
     assert limiter.rate_for("m1") == Rate(5, 250)
     assert limiter.rate_for("m2") == Rate(2, 50)
     assert limiter.rate_for("m3") == Rate(5, 250)
+
+
+def test_a_limiter_resolves_a_portal_s_domain_once_and_keeps_only_recent_portals(bitrix, monkeypatch):
+    monkeypatch.setattr(ratelimit, "MAX_REMEMBERED_RATES", 2)
+    looked_up = []
+
+    def domain_of(member_id):
+        looked_up.append(member_id)
+        return f"{member_id}.bitrix24.com"
+
+    limiter = RateLimiter(DatabaseBuckets(bitrix.session_factory), Rate(2, 50), Rate(5, 250),
+                          enterprise_portals=frozenset({"m1.bitrix24.com"}), domain_of=domain_of)
+    for member_id in ("m1", "m1", "m2", "m1", "m3", "m2"):
+        limiter.rate_for(member_id)
+
+    assert looked_up == ["m1", "m2", "m3", "m2"]  # m2 was the least recently used when m3 came
+    assert limiter.rate_for("m1") == Rate(5, 250) and limiter.rate_for("m3") == Rate(2, 50)
+
+
+def test_without_enterprise_portals_no_portal_is_looked_up(bitrix):
+    limiter = RateLimiter(DatabaseBuckets(bitrix.session_factory), Rate(2, 50), Rate(5, 250),
+                          domain_of=lambda member_id: pytest.fail("no domain needed"))
+    assert {limiter.rate_for(f"m{n}") for n in range(100)} == {Rate(2, 50)}
 
 
 def test_limiter_follows_the_configuration(bitrix):
@@ -402,6 +426,10 @@ class WireLog:
 def test_a_reservation_is_one_statement_in_one_round_trip(bitrix, tmp_path):
     buckets = DatabaseBuckets(bitrix.session_factory, ManualClock())
     rate = Rate(per_second=2, burst=5)
+    # Several connections in the pool, as after a burst of workers: the warm one must be used.
+    burst = [buckets.engine.raw_connection() for _ in range(3)]
+    for connection in burst:
+        connection.close()
     # PostgreSQL prepares the statement on first use, once per parameter types (a limit, or none).
     buckets.reserve_within("portal:warm-up", rate, max_wait=10)
     buckets.release("portal:warm-up", rate)

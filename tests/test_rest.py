@@ -192,6 +192,37 @@ def test_user_token_cannot_be_refreshed(fake, installed_portal):
     assert excinfo.value.code == "expired_token"
 
 
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                   "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@pytest.fixture
+def no_proxy_environment(monkeypatch):
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_without_a_proxy_the_environment_is_not_searched_on_every_request(fake, installed_portal, no_proxy_environment):
+    import requests.sessions
+
+    tokens = fake.issue_tokens(installed_portal, installed_portal.admin)
+    client = BitrixClient(installed_portal.client_endpoint, StaticCredentials(tokens["access_token"]), make_http_session())
+    searched = lambda *args, **kwargs: pytest.fail("the environment was searched for this request")  # noqa: E731
+    no_proxy_environment.setattr(requests.sessions, "get_environ_proxies", searched)
+    no_proxy_environment.setattr(requests.sessions, "get_netrc_auth", searched)
+
+    assert client.call("user.admin") is True
+
+
+def test_a_configured_proxy_and_ca_bundle_are_still_honoured(no_proxy_environment, tmp_path):
+    no_proxy_environment.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    assert make_http_session().verify == str(tmp_path / "ca.pem")
+
+    no_proxy_environment.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    assert make_http_session().trust_env is True  # requests applies it, and NO_PROXY, per request
+
+
 def test_network_failure_is_a_bitrix_error():
     client = BitrixClient("http://127.0.0.1:9/rest/", StaticCredentials("t"), make_http_session(), timeout=(0.5, 0.5))
     with pytest.raises(BitrixError) as excinfo:
@@ -235,7 +266,7 @@ def stored_portal(bitrix, member_id) -> Portal:
 def address_history(bitrix, member_id) -> list[str]:
     with bitrix.session_factory() as session:
         return list(session.scalars(select(PortalHistory.detail).where(
-            PortalHistory.member_id == member_id, PortalHistory.kind == "address")))
+            PortalHistory.member_id == member_id, PortalHistory.kind == "address").order_by(PortalHistory.id)))
 
 
 class ConnectionCounter:

@@ -16,7 +16,8 @@ from bitrix_app.services.tokens import AmbiguousPortal, find_portal
 
 def history(bitrix, member_id):
     with bitrix.session_factory() as session:
-        return list(session.scalars(select(PortalHistory.kind).where(PortalHistory.member_id == member_id)))
+        return list(session.scalars(select(PortalHistory.kind).where(PortalHistory.member_id == member_id)
+                                    .order_by(PortalHistory.id)))  # PostgreSQL gives no order without one
 
 
 def portal_status(bitrix, member_id):
@@ -132,15 +133,17 @@ def test_stored_expiry_in_the_past_refreshes_before_calling(fake, installed_port
 
 
 class TokenQueries:
-    """Counts the SQL statements that read or write the token table."""
+    """Counts the SQL statements that read or write the token table (`count`), and all (`statements`)."""
 
     def __init__(self, bitrix):
         self.engine = bitrix.session_factory.kw["bind"]
         self.count = 0
+        self.statements = 0
         event.listen(self.engine, "before_cursor_execute", self._seen)
 
     def _seen(self, _connection, _cursor, statement, *_args):
         self.count += "portal_tokens" in statement
+        self.statements += 1
 
     def close(self):
         event.remove(self.engine, "before_cursor_execute", self._seen)
@@ -156,12 +159,40 @@ def token_queries(bitrix):
 def test_calls_use_the_token_in_memory_without_reading_the_database(fake, installed_portal, bitrix, token_queries):
     client = bitrix.client(installed_portal.member_id)
     client.call("user.admin")
-    token_queries.count = 0
+    token_queries.statements = 0
 
     assert [client.call("user.admin") for _ in range(5)] == [True] * 5
-    assert bitrix.client(installed_portal.member_id).call("user.admin") is True  # a new client, same process
+    assert token_queries.statements == 0
 
-    assert token_queries.count == 0
+    # A new client reads the portal row, its token in the same query, and nothing more.
+    assert bitrix.client(installed_portal.member_id).call("user.admin") is True
+    assert token_queries.statements == 1
+
+
+def test_a_client_sends_the_token_read_with_its_portal_row(fake, installed_portal, bitrix, token_queries):
+    bitrix.tokens.forget(installed_portal.member_id)  # nothing in memory: the row's token is taken
+    other = another_process(bitrix)
+    stale = other.tokens.current(installed_portal.member_id)
+    other.tokens.refresh(installed_portal.member_id, stale.version, other.oauth.refresh)
+    token_queries.statements = 0
+
+    assert bitrix.client(installed_portal.member_id).call("user.admin") is True  # the refreshed token, read now
+    assert token_queries.statements == 1 and fake.refresh_count(installed_portal) == 1
+
+
+def test_the_tokens_kept_in_memory_are_the_most_recently_used_ones(fake, bitrix):
+    portals = []
+    for n in range(3):
+        portal = fake.add_portal(domain=f"lru{n}.bitrix24.test")
+        fake.install(portal)
+        fake.finish_install(portal)
+        portals.append(portal)
+    bitrix.tokens.max_remembered = 2
+
+    for portal in (portals[0], portals[1], portals[0], portals[2]):
+        bitrix.tokens.current(portal.member_id)
+
+    assert list(bitrix.tokens._remembered) == [portals[0].member_id, portals[2].member_id]
 
 
 def test_a_remembered_token_near_its_expiry_is_read_again(fake, installed_portal, bitrix, token_queries):

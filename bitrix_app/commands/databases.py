@@ -8,17 +8,28 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from ..gateway.databases import DatabaseService
+from ..services.history import Actor
 from ..services.session_tokens import TabSession
-from .objects import FIELDS_HELP, _print_fields, json_option, portal_option, reporting_errors
-from .output import bitrix, echo_json, read_fields, table
+from .objects import (
+    FIELDS_HELP,
+    _print_fields,
+    _report_update,
+    confirm_delete,
+    if_unchanged_option,
+    json_option,
+    portal_option,
+    reporting_errors,
+    yes_option,
+)
+from .output import bitrix, cli_lang, echo_json, echo_result, read_fields, table
 
 databases = AppGroup("databases", help="Databases served to BI Builder through the app's connectors.")
 
 
 def service_for(portal: str) -> DatabaseService:
     member_id = bitrix().portal(portal).member_id
-    session = TabSession(member_id=member_id, user_id=0, is_admin=True, can_edit=True)
-    return DatabaseService(bitrix(), current_app.extensions["gateway"], session)
+    session = TabSession(member_id=member_id, user_id=0, is_admin=True, can_edit=True, lang=cli_lang())
+    return DatabaseService(bitrix(), current_app.extensions["gateway"], session, Actor.operator("cli"))
 
 
 @databases.command("list")
@@ -62,28 +73,24 @@ def add_database(fields: str, portal: str, as_json: bool):
     "tables", "savedQueries"}; pass the password as ${PLAN_NAME} from the environment.
     """
     result = service_for(portal).add(read_fields(fields))
-    if as_json:
-        echo_json(result)
-    else:
-        click.echo(f"Database #{result['id']} added: source #{result['sourceId']} "
-                   f"on connector #{result['connectorId']}.")
+    echo_result(result, as_json, f"Database #{result['id']} added: source #{result['sourceId']} "
+                                 f"on connector #{result['connectorId']}.")
 
 
 @databases.command("update", epilog=FIELDS_HELP)
 @click.argument("database_id")
 @click.argument("fields")
 @portal_option
+@if_unchanged_option
 @json_option
 @reporting_errors
-def update_database(database_id: str, fields: str, portal: str, as_json: bool):
+def update_database(database_id: str, fields: str, portal: str, if_version: str | None, as_json: bool):
     """Change a database entry; {"rotateSecret": true} gives its source a new secret."""
-    outcome = service_for(portal).update(database_id, read_fields(fields))
-    if as_json:
-        echo_json({"id": int(database_id), "changed": outcome["changed"]})
-    elif outcome["changed"]:
-        click.echo(f"Database #{database_id} updated: {', '.join(outcome['changed'])}.")
-    else:
-        click.echo(f"Database #{database_id}: nothing to change.")
+    requested = read_fields(fields)
+    if if_version is not None:
+        requested["ifVersion"] = if_version
+    outcome = service_for(portal).update(database_id, requested)
+    _report_update("Database", database_id, outcome["changed"], as_json)
 
 
 @databases.command("check")
@@ -107,18 +114,15 @@ def check_database(database_id: str, portal: str, as_json: bool):
 @databases.command("delete")
 @click.argument("database_id")
 @portal_option
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @json_option
 @reporting_errors
 def delete_database(database_id: str, portal: str, yes: bool, as_json: bool):
     """Delete the Bitrix24 source (refused while BI Builder datasets use it), then the entry."""
-    if not yes and not as_json:
-        click.confirm(f"Delete database #{database_id} and its Bitrix24 source?", abort=True)
-    result = service_for(portal).delete(database_id)
-    if as_json:
-        echo_json(result)
-    else:
-        click.echo(f"Database #{database_id} deleted.")
+    service = service_for(portal)
+    title = service.get(database_id)["title"]
+    confirm_delete(f'Delete database #{database_id} "{title}" and its Bitrix24 source?', yes, as_json)
+    echo_result(service.delete(database_id), as_json, f"Database #{database_id} deleted.")
 
 
 def _where(item: dict) -> str:

@@ -18,7 +18,7 @@ from ..services.history import CONNECTOR, SOURCE, Actor, EditConflict, source_ch
 from ..services.messages import explain
 from ..services.session_tokens import TabSession
 from ..services.tab import InvalidFields, TabService, parse_id
-from .output import bitrix, echo_json, fail, read_fields, table
+from .output import bitrix, cli_lang, echo_json, echo_result, fail, read_fields, table
 
 connectors = AppGroup("connectors", help="BI Builder connectors of one portal.")
 sources = AppGroup("sources", help="BI Builder sources (connections) of one portal; setting values stay hidden.")
@@ -32,6 +32,7 @@ FIELDS_HELP = ("FIELDS is a JSON object, inline or as @file.json; ${PLAN_NAME} i
                "(only variables starting with PLAN_ENV_PREFIX, default PLAN_).")
 
 
+yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 if_unchanged_option = click.option(
     "--if-unchanged", "if_version", metavar="VERSION",
     help="Change only if the object is still at VERSION (the `version` that get/list show); "
@@ -41,10 +42,11 @@ if_unchanged_option = click.option(
 
 def service_for(portal: str) -> TabService:
     """The tab's service acting as a portal administrator, through the portal's stored token;
-    the history names the operator (BITRIX_OPERATOR, else USER) and "cli"."""
+    the history names the operator (BITRIX_OPERATOR, else USER) and "cli"; refusals and check
+    outcomes are in BITRIX_LANG."""
     member_id = bitrix().portal(portal).member_id
-    return TabService(bitrix(), TabSession(member_id=member_id, user_id=0, is_admin=True, can_edit=True),
-                      Actor.operator("cli"))
+    return TabService(bitrix(), TabSession(member_id=member_id, user_id=0, is_admin=True, can_edit=True,
+                                           lang=cli_lang()), Actor.operator("cli"))
 
 
 def reporting_errors(command):
@@ -54,7 +56,7 @@ def reporting_errors(command):
         try:
             return command(*args, as_json=as_json, **kwargs)
         except InvalidFields as exc:
-            details = exc.fields()
+            details = exc.fields(cli_lang())
             fail(exc.description, as_json=as_json, code=exc.code,
                  details=details if as_json else [f"{d['field']}: {d['message']}" for d in details])
         except EditConflict as exc:
@@ -63,7 +65,7 @@ def reporting_errors(command):
         except Rejected as exc:
             fail(exc.description, as_json=as_json, code=exc.code)
         except BitrixError as exc:
-            fail(explain(exc), as_json=as_json, code=exc.code)
+            fail(explain(exc, cli_lang()), as_json=as_json, code=exc.code)
     return wrapper
 
 
@@ -115,27 +117,6 @@ def update_connector(connector_id: str, fields: str, portal: str, if_version: st
     _report_update("Connector", connector_id, outcome["changed"], as_json)
 
 
-@connectors.command("history")
-@click.argument("connector_id")
-@portal_option
-@json_option
-@reporting_errors
-def connector_history(connector_id: str, portal: str, as_json: bool):
-    """Changes the app made to a connector, newest first (CHANGE ids for `revert`)."""
-    _print_history(service_for(portal).history_of(CONNECTOR, connector_id), as_json)
-
-
-@connectors.command("revert")
-@click.argument("change_id")
-@portal_option
-@if_unchanged_option
-@json_option
-@reporting_errors
-def revert_connector_change(change_id: str, portal: str, if_version: str | None, as_json: bool):
-    """Put back the old values of one change of a connector (see `history`)."""
-    _revert(portal, change_id, CONNECTOR, if_version, as_json)
-
-
 # --- sources ---------------------------------------------------------------------------------
 
 @sources.command("list")
@@ -185,45 +166,48 @@ def get_source(source_id: str, portal: str, as_json: bool):
 def update_source(source_id: str, fields: str, portal: str, if_version: str | None, as_json: bool):
     """Change a source. The current title is kept if FIELDS has none; settings merge by code.
 
-    Reports the fields whose stored value really changed (setting codes, never values)."""
+    Reports the fields whose stored value really changed (setting codes, never values); a secret
+    that was sent counts as changed, so the report never tells whether a guess was right."""
     requested, object_id = read_fields(fields), parse_id(source_id)
     tab = service_for(portal)
     before = tab.biconnector.source(object_id)
     outcome = tab.update_source(object_id, requested, if_version)
-    changed = _really_changed(before, tab.biconnector.source(object_id)) if outcome["changed"] else []
+    sent = requested.get("settings") if isinstance(requested.get("settings"), dict) else {}
+    changed = [change["field"] for change in source_changes(
+        before, tab.biconnector.source(object_id), tab._is_secret_of(before), sent)] if outcome["changed"] else []
     if outcome["changed"] and not changed and not as_json:
         click.echo(f"Source #{source_id} saved: Bitrix24 already had these values, nothing changed.")
         return
     _report_update("Source", source_id, changed, as_json)
 
 
-def _really_changed(before: dict, after: dict) -> list[str]:
-    """Fields and `settings.CODE`s whose stored value differs; only their names are ever printed."""
-    return [change["field"] for change in source_changes(before, after, is_secret=lambda code: False)]
-
-
-@sources.command("history")
-@click.argument("source_id")
-@portal_option
-@json_option
-@reporting_errors
-def source_history(source_id: str, portal: str, as_json: bool):
-    """Changes the app made to a source, newest first; secret values show as ***."""
-    _print_history(service_for(portal).history_of(SOURCE, source_id), as_json)
-
-
-@sources.command("revert")
-@click.argument("change_id")
-@portal_option
-@if_unchanged_option
-@json_option
-@reporting_errors
-def revert_source_change(change_id: str, portal: str, if_version: str | None, as_json: bool):
-    """Put back the old values of one change of a source (secrets are never reverted)."""
-    _revert(portal, change_id, SOURCE, if_version, as_json)
-
-
 # --- history ----------------------------------------------------------------------------------
+
+def _add_history_commands(group: AppGroup, kind: str, note: str) -> None:
+    """`history ID` and `revert CHANGE_ID` for connectors or sources."""
+    @group.command("history", help=f"Changes the app made to a {kind}, newest first (CHANGE ids for `revert`); "
+                                   f"{note}")
+    @click.argument("object_id", metavar=f"{kind.upper()}_ID")
+    @portal_option
+    @json_option
+    @reporting_errors
+    def history(object_id: str, portal: str, as_json: bool):
+        _print_history(service_for(portal).history_of(kind, object_id), as_json)
+
+    @group.command("revert", help=f"Put back the old values of one change of a {kind} (see `history`); "
+                                  "secrets are never reverted.")
+    @click.argument("change_id")
+    @portal_option
+    @if_unchanged_option
+    @json_option
+    @reporting_errors
+    def revert(change_id: str, portal: str, if_version: str | None, as_json: bool):
+        _revert(portal, change_id, kind, if_version, as_json)
+
+
+_add_history_commands(connectors, CONNECTOR, "changes to the app's secret setting codes included.")
+_add_history_commands(sources, SOURCE, "secret values show as ***.")
+
 
 def _revert(portal: str, change_id: str, kind: str, if_version: str | None, as_json: bool) -> None:
     tab = service_for(portal)
@@ -276,60 +260,41 @@ def _value(value, limit: int = 60) -> str:
 
 # --- creating, deleting, testing ----------------------------------------------------------------
 
-@connectors.command("add", epilog=FIELDS_HELP)
-@click.argument("fields")
-@portal_option
-@json_option
-@reporting_errors
-def add_connector(fields: str, portal: str, as_json: bool):
-    """Create a custom connector (endpoints hosted elsewhere). FIELDS needs title, logo, the four
-    URLs and settings; `secretSettings` lists the setting codes whose values stay hidden."""
-    item = service_for(portal).add_connector(read_fields(fields))
-    if as_json:
-        echo_json(item)
-    else:
-        click.echo(f'Connector #{item["id"]} "{item["title"]}" created.')
+def _add_create_delete_commands(group: AppGroup, kind: str, add_help: str, delete_help: str) -> None:
+    """`add FIELDS` and `delete ID` (asks first) for connectors or sources."""
+    @group.command("add", epilog=FIELDS_HELP, help=add_help)
+    @click.argument("fields")
+    @portal_option
+    @json_option
+    @reporting_errors
+    def add(fields: str, portal: str, as_json: bool):
+        item = getattr(service_for(portal), f"add_{kind}")(read_fields(fields))
+        echo_result(item, as_json, f'{kind.capitalize()} #{item["id"]} "{item["title"]}" created.')
+
+    @group.command("delete", help=delete_help)
+    @click.argument("object_id", metavar=f"{kind.upper()}_ID")
+    @portal_option
+    @yes_option
+    @json_option
+    @reporting_errors
+    def delete(object_id: str, portal: str, yes: bool, as_json: bool):
+        service = service_for(portal)
+        title = getattr(service, kind)(object_id).get("title")
+        confirm_delete(f'Delete {kind} #{object_id} "{title}"?', yes, as_json)
+        outcome = getattr(service, f"delete_{kind}")(object_id)
+        echo_result(outcome, as_json, f"{kind.capitalize()} #{outcome['deleted']} deleted.")
 
 
-@connectors.command("delete")
-@click.argument("connector_id")
-@portal_option
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@json_option
-@reporting_errors
-def delete_connector(connector_id: str, portal: str, yes: bool, as_json: bool):
-    """Delete a custom connector. Bitrix24 refuses while sources use it."""
-    service = service_for(portal)
-    _confirm(f"connector #{connector_id}", service.connector(connector_id).get("title"), yes, as_json)
-    _report_deleted("Connector", service.delete_connector(connector_id), as_json)
-
-
-@sources.command("add", epilog=FIELDS_HELP)
-@click.argument("fields")
-@portal_option
-@json_option
-@reporting_errors
-def add_source(fields: str, portal: str, as_json: bool):
-    """Create a source on a custom connector: FIELDS has connectorId, title, settings (code to value)
-    and optionally description. Bitrix24 checks the settings with the connector's urlCheck first."""
-    item = service_for(portal).add_source(read_fields(fields))
-    if as_json:
-        echo_json(item)
-    else:
-        click.echo(f'Source #{item["id"]} "{item["title"]}" created.')
-
-
-@sources.command("delete")
-@click.argument("source_id")
-@portal_option
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@json_option
-@reporting_errors
-def delete_source(source_id: str, portal: str, yes: bool, as_json: bool):
-    """Delete a source. Bitrix24 refuses while BI Builder datasets use it."""
-    service = service_for(portal)
-    _confirm(f"source #{source_id}", service.source(source_id).get("title"), yes, as_json)
-    _report_deleted("Source", service.delete_source(source_id), as_json)
+_add_create_delete_commands(
+    connectors, CONNECTOR,
+    "Create a custom connector (endpoints hosted elsewhere). FIELDS needs title, logo, the four URLs and "
+    "settings; `secretSettings` lists the setting codes whose values stay hidden.",
+    "Delete a custom connector. Bitrix24 refuses while sources use it.")
+_add_create_delete_commands(
+    sources, SOURCE,
+    "Create a source on a custom connector: FIELDS has connectorId, title, settings (code to value) and "
+    "optionally description. Bitrix24 checks the settings with the connector's urlCheck first.",
+    "Delete a source. Bitrix24 refuses while BI Builder datasets use it.")
 
 
 @sources.command("check")
@@ -350,21 +315,15 @@ def check_source(source_id: str, portal: str, as_json: bool):
         raise SystemExit(1)
 
 
-def _confirm(what: str, title, yes: bool, as_json: bool) -> None:
-    """Ask before deleting; scripts (--json) must say --yes, since a question would break their output."""
+def confirm_delete(question: str, yes: bool, as_json: bool) -> None:
+    """Ask `question` before deleting; scripts (--json) must say --yes, since a question would break
+    their output."""
     if yes:
         return
     if as_json:
         fail("Deleting needs --yes together with --json.", as_json=True, code="CONFIRMATION_REQUIRED")
-    if not click.confirm(f'Delete {what} "{title}"?', default=False):
+    if not click.confirm(question, default=False):
         fail("Nothing was deleted.", code="NOT_CONFIRMED")
-
-
-def _report_deleted(kind: str, outcome: dict, as_json: bool) -> None:
-    if as_json:
-        echo_json(outcome)
-    else:
-        click.echo(f"{kind} #{outcome['deleted']} deleted.")
 
 
 # --- printing ----------------------------------------------------------------------------------
@@ -381,9 +340,13 @@ def _report_update(kind: str, object_id: str, changed: list[str], as_json: bool)
 def _print_fields(item: dict, skip: tuple[str, ...], limit: int = 100) -> None:
     width = max(len(key) for key in item)
     for key, value in item.items():
-        if key not in skip:
+        if key in skip:
+            continue
+        if key == "lastChange":
+            text = _last_change(value)
+        else:
             text = str(value) if value not in (None, "") else "-"
-            click.echo(f"{key:<{width}}  {text if len(text) <= limit else text[:limit - 1] + '…'}")
+        click.echo(f"{key:<{width}}  {text if len(text) <= limit else text[:limit - 1] + '…'}")
 
 
 def _indent(text: str) -> str:

@@ -11,12 +11,19 @@ from datetime import datetime
 import click
 from flask import current_app
 
+from ..services.messages import normalize_lang
 from ..services.plans import PlanError, substitute_environment
 
 
 def bitrix():
     """The app's Bitrix for a command: its clients may wait the job cap (BITRIX_JOB_MAX_WAIT)."""
     return current_app.extensions["bitrix"].for_jobs()
+
+
+def cli_lang() -> str:
+    """The language of the sentences the services give the CLI (refusals, check outcomes):
+    BITRIX_LANG (en, ru), default English."""
+    return normalize_lang(os.environ.get("BITRIX_LANG"))
 
 
 def table(headers: list[str], rows: list[list]) -> str:
@@ -45,6 +52,21 @@ def _cell(value) -> str:
 
 def echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def echo_result(result, as_json: bool, message: str) -> None:
+    """`result` as JSON for scripts, else `message` for people."""
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(message)
+
+
+def with_reasons(table_text: str, reasons: list[tuple[str, str]]) -> str:
+    """A table, then each non-empty (label, reason) on wrapped lines of its own below it (a long
+    reason inside a cell would break the table)."""
+    lines = [wrapped(label, reason) for label, reason in reasons if reason]
+    return table_text + ("\n\n" + "\n".join(lines) if lines else "")
 
 
 def fail(message: str, *, as_json: bool = False, code: str = "ERROR", details: list | None = None):

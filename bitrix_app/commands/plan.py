@@ -11,8 +11,9 @@ from flask.cli import AppGroup
 
 from ..gateway.databases import plan_step
 from ..services.automation import DEFAULT_WORKERS
+from ..services.history import Actor
 from ..services.plans import PlanError, PlanRunner, PortalReport, load_plan
-from .output import bitrix, echo_json, fail, table, wrapped
+from .output import bitrix, echo_json, fail, table, with_reasons, wrapped
 
 plan = AppGroup("plan", help="Declarative plans for connectors and sources across portals.")
 
@@ -42,8 +43,9 @@ def apply(plan_file: str, dry_run: bool, as_json: bool, workers: int, if_unchang
     if loaded.deletes and not allow_delete:
         fail("The plan deletes connectors or sources (ensure: absent). Review it with --dry-run, then run it "
              "with --allow-delete.", as_json=as_json, code="DELETE_NOT_ALLOWED")
-    runner = PlanRunner(bitrix(), loaded, dry_run=dry_run, if_unchanged=if_unchanged,
-                        databases=plan_step(bitrix(), current_app.extensions["gateway"]))
+    actor = Actor.operator("plan")
+    runner = PlanRunner(bitrix(), loaded, dry_run=dry_run, if_unchanged=if_unchanged, actor=actor,
+                        databases=plan_step(bitrix(), current_app.extensions["gateway"], actor, if_unchanged))
     portals = runner.portals()
     reports = _run_with_progress(runner, portals, workers, show=not as_json and sys.stderr.isatty())
     by_portal = {report.portal: report for report in reports}
@@ -99,12 +101,10 @@ def _print_summary(reports: list[PortalReport], dry_run: bool) -> None:
     if not reports:
         click.echo("The plan names no portals, and the app is installed nowhere.")
         return
-    click.echo(table(["PORTAL", "STATUS", "UPDATES", "REQUESTS"],
-                     [[r.domain or r.portal, _status(r, dry_run), len(r.updates), r.requests] for r in reports]))
-    reasons = [wrapped(r.domain or r.portal, r.reason + (f" ({r.code})" if r.code else ""))
-               for r in reports if r.reason]
-    if reasons:
-        click.echo("\n" + "\n".join(reasons))
+    click.echo(with_reasons(
+        table(["PORTAL", "STATUS", "UPDATES", "REQUESTS"],
+              [[r.domain or r.portal, _status(r, dry_run), len(r.updates), r.requests] for r in reports]),
+        [(r.domain or r.portal, r.reason + (f" ({r.code})" if r.code else "")) for r in reports if r.reason]))
     done = "would change" if dry_run else "changed"
     partly = sum(1 for r in reports if r.status == "failed" and _landed(r, dry_run))
     counts = _counts(reports)

@@ -22,7 +22,7 @@ from ..services.automation import (
     rotate_token_keys,
     run_for_portals,
 )
-from .output import bitrix, echo_json, fail, table
+from .output import bitrix, echo_json, fail, table, with_reasons
 
 portals = AppGroup("portals", help="Installed portals: list them, inspect one, keep their tokens alive.")
 
@@ -90,9 +90,10 @@ def refresh(chosen: tuple[str, ...], all_portals: bool, older_than: float, worke
     if as_json:
         echo_json([{"portal": o.portal, "status": o.status, "reason": o.reason, **o.detail} for o in ordered])
     else:
-        click.echo(table(["PORTAL", "STATUS", "DETAIL"],
-                         [[o.detail.get("domain", o.portal), o.status, o.reason or o.detail.get("token_expires_at", "")]
-                          for o in ordered]) if ordered else "No installed portals.")
+        shown = [(o.detail.get("domain", o.portal), o) for o in ordered]
+        click.echo(with_reasons(table(["PORTAL", "STATUS", "TOKEN EXPIRES"],
+                                      [[name, o.status, o.detail.get("token_expires_at")] for name, o in shown]),
+                                [(name, o.reason) for name, o in shown]) if ordered else "No installed portals.")
     if any(outcome.failed for outcome in ordered):
         raise SystemExit(1)
 
@@ -149,8 +150,9 @@ def sync_connectors_command(chosen: tuple[str, ...], all_portals: bool, dry_run:
     else:
         rows = [[o.portal, c["kind"], c["action"], c["connectorId"], ", ".join(c["changed"])]
                 for o in ordered if not o.failed for c in o.detail["connectors"]]
-        rows += [[o.portal, "-", "failed", "-", o.reason] for o in ordered if o.failed]
-        click.echo(table(["PORTAL", "KIND", "ACTION", "CONNECTOR", "CHANGED"], rows) if rows
+        rows += [[o.portal, "-", "failed", "-", "-"] for o in ordered if o.failed]
+        click.echo(with_reasons(table(["PORTAL", "KIND", "ACTION", "CONNECTOR", "CHANGED"], rows),
+                                [(o.portal, o.reason) for o in ordered if o.failed]) if rows
                    else "No installed portals.")
     if any(outcome.failed for outcome in ordered):
         raise SystemExit(1)

@@ -6,6 +6,12 @@ Adding tests the connection first, stores the entry (credentials encrypted), the
 source with `biconnector.source.add`, whose settings are only the entry's source key and a fresh
 secret; Bitrix24 checks them against our `check` endpoint before it saves anything. Passwords are
 write-only: nothing here returns one.
+
+Every write is recorded in the change history of the entry's Bitrix24 source (services/history.py)
+with the entry's own field names under "database." (the password only as "***"). Those entries
+are not revertible through the source (the entry, not Bitrix24, holds the values). An edit that
+sends `ifVersion` (the `version` an entry is shown with) is refused with EditConflict once the
+entry changed since.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from sqlalchemy import select
 from ..models import Database
 from ..services.bitrix import Bitrix
 from ..services.errors import BitrixError, Rejected
+from ..services.history import MASK, SOURCE, Actor, EditConflict, History, checked_version
 from ..services.plans import FieldChange, Target, Update
 from ..services.session_tokens import TabSession
 from ..services.tab import InvalidFields, TabService, parse_id
@@ -31,14 +38,16 @@ from .service import SECRET_SETTING, SOURCE_KEY_SETTING, Caller, Gateway, Gatewa
 CONNECTION_FIELDS = ("host", "port", "database", "user", "password", "tlsMode")
 MAX_SAVED_QUERIES = 50
 MAX_TABLES = 1000
+HISTORY_PREFIX = "database."
 
 
 class DatabaseService:
-    def __init__(self, bitrix: Bitrix, gateway: Gateway, session: TabSession):
+    def __init__(self, bitrix: Bitrix, gateway: Gateway, session: TabSession, actor: Actor | None = None):
+        """`actor`: who the history names for changes (default: the session's user, via "api")."""
         self.bitrix = bitrix
         self.gateway = gateway
         self.session = session
-        self.tab = TabService(bitrix, session)
+        self.tab = TabService(bitrix, session, actor)
         self.lang = session.lang
 
     # --- reading ----------------------------------------------------------------------------
@@ -46,14 +55,18 @@ class DatabaseService:
     def list(self) -> list[dict]:
         with self.bitrix.session_factory() as db:
             portal = self._portal(db)
-            rows = db.scalars(select(Database).where(Database.portal_id == portal.id).order_by(Database.id))
-            return [self.present(row) for row in rows]
+            rows = list(db.scalars(select(Database).where(Database.portal_id == portal.id).order_by(Database.id)))
+        last = self._history.last_changes(SOURCE, [row.source_id for row in rows if row.source_id])
+        return [self.present(row, last.get(row.source_id)) for row in rows]
 
     def get(self, raw_id) -> dict:
         with self.bitrix.session_factory() as db:
-            return self.present(self._row(db, raw_id))
+            row = self._row(db, raw_id)
+        return self.present(row, self._history.latest(SOURCE, row.source_id) if row.source_id else None)
 
-    def present(self, row: Database) -> dict:
+    def present(self, row: Database, last_change: dict | None = None) -> dict:
+        """`version` is what an edit sends back as `ifVersion`; `lastChange` is the newest entry
+        of the source's change history."""
         connection = self.gateway.connection_of(row)
         return {
             "id": row.id, "title": row.title, "description": row.description, "kind": row.kind,
@@ -63,6 +76,7 @@ class DatabaseService:
             "savedQueries": [dict(item) for item in row.saved_queries or []],
             "sourceId": row.source_id, "connectorId": row.connector_id,
             "createdAt": row.created_at.isoformat(), "updatedAt": row.updated_at.isoformat(),
+            "version": str(row.version), "lastChange": last_change,
         }
 
     # --- changing ---------------------------------------------------------------------------
@@ -81,11 +95,19 @@ class DatabaseService:
         with self.bitrix.session_factory() as db, db.begin():
             stored = db.get(Database, row.id)
             stored.source_id, stored.connector_id = source_id, connector_id
+        self._record(source_id, diff(_empty(values), values), action="create")
         return {"id": row.id, "sourceId": source_id, "connectorId": connector_id, "item": self.get(row.id)}
 
     def update(self, raw_id, fields) -> dict:
+        """With `fields.ifVersion`, an entry changed since that version is an EditConflict."""
         self.tab.require_editor()
+        if_version = checked_version(fields.get("ifVersion") if isinstance(fields, dict) else None, self.lang)
         row, values, changes = self.changes(raw_id, fields)
+        if if_version is not None and if_version != str(row.version):
+            raise EditConflict({"lastChange": self._history.latest(SOURCE, row.source_id) if row.source_id else None,
+                                "fields": [{"field": name, "yours": after, "theirs": before}
+                                           for name, before, after in changes],
+                                "current": self.get(row.id)}, self.lang)
         changed = [change[0] for change in changes]
         if {"host", "port", "database", "user", "password", "tlsMode", "schema", "savedQueries"} & set(changed):
             self._probe(values)
@@ -102,6 +124,8 @@ class DatabaseService:
                 changed.append("source")
             if rotate:
                 changed.append("secret")
+        if changed:
+            self._record(self._source_id(row.id), changes, rotated=rotate)
         return {"item": self.get(row.id), "changed": changed}
 
     def changes(self, raw_id, fields) -> tuple[Database, dict, list[tuple[str, object, object]]]:
@@ -139,7 +163,28 @@ class DatabaseService:
                 if exc.code != "SOURCE_NOT_FOUND":  # already deleted in Bitrix24: nothing to undo
                     raise
         self._delete_row(row.id)
+        if row.source_id:
+            self._record(row.source_id, [], action="delete")
         return {"id": row.id, "deleted": True}
+
+    # --- history ----------------------------------------------------------------------------
+
+    @property
+    def _history(self) -> History:
+        return self.tab.history
+
+    def _record(self, source_id: int | None, changes: list[tuple[str, object, object]], action: str = "update",
+                rotated: bool = False) -> None:
+        entries = [_history_change(name, before, after) for name, before, after in changes]
+        if rotated:
+            entries.append({"field": f"settings.{SECRET_SETTING}", "old": MASK, "new": MASK, "secret": True})
+        if source_id:
+            self.tab.record(SOURCE, source_id, entries, action=action)
+
+    def _source_id(self, database_id: int) -> int | None:
+        with self.bitrix.session_factory() as db:
+            row = db.get(Database, database_id)
+            return row.source_id if row is not None else None
 
     # --- steps ------------------------------------------------------------------------------
 
@@ -260,9 +305,19 @@ def diff(current: dict, values: dict) -> list[tuple[str, object, object]]:
     changes = []
     for name, api_name in API_NAMES.items():
         if (before.get(name) or None) != (after.get(name) or None):
-            shown = ("***", "***") if name == "password" else (before.get(name), after.get(name))
+            shown = (before.get(name), after.get(name))
+            if name == "password":  # only whether one is set
+                shown = tuple(MASK if value else None for value in shown)
             changes.append((api_name, *shown))
     return changes
+
+
+def _history_change(name: str, before, after) -> dict:
+    """One `diff` row as the history keeps it: the password only as set ("***") or not."""
+    if name == "password":
+        return {"field": HISTORY_PREFIX + name, "old": before, "new": after, "secret": True}
+    shown = [None if value == "-" else value for value in (_shown(name, before), _shown(name, after))]
+    return {"field": HISTORY_PREFIX + name, "old": shown[0], "new": shown[1], "secret": False}
 
 
 def _columns(values: dict) -> dict:
@@ -374,18 +429,22 @@ def _saved_queries(value, errors: list) -> list[dict]:
 
 # --- plans: `databases:` entries ---------------------------------------------------------------
 
-def plan_step(bitrix: Bitrix, gateway: Gateway):
-    """The step PlanRunner runs per portal for a plan's `databases` (services/plans.py)."""
+def plan_step(bitrix: Bitrix, gateway: Gateway, actor: Actor | None = None, if_unchanged: bool = False):
+    """The step PlanRunner runs per portal for a plan's `databases` (services/plans.py); the
+    history names `actor` (default: the operator, via "plan"). With `if_unchanged`, an entry that
+    changed since the step read it is skipped as EDIT_CONFLICT."""
+    actor = actor or Actor.operator("plan")
+
     def apply(member_id: str, targets: tuple[Target, ...], dry_run: bool) -> list[Update]:
         session = TabSession(member_id=member_id, user_id=0, is_admin=True, can_edit=True)
-        service = DatabaseService(bitrix, gateway, session)
-        updates = [_apply_target(service, target, dry_run) for target in targets]
+        service = DatabaseService(bitrix, gateway, session, actor)
+        updates = [_apply_target(service, target, dry_run, if_unchanged) for target in targets]
         return [update for update in updates if update.changes or update.error]
 
     return apply
 
 
-def _apply_target(service: DatabaseService, target: Target, dry_run: bool) -> Update:
+def _apply_target(service: DatabaseService, target: Target, dry_run: bool, if_unchanged: bool = False) -> Update:
     """Present means: added when no entry matches, else updated where it differs."""
     existing = _matching_entry(service.list(), target.match)
     fields = {**target.fields, **({"title": target.match["title"]} if "title" in target.match else {})}
@@ -405,7 +464,7 @@ def _apply_target(service: DatabaseService, target: Target, dry_run: bool) -> Up
             update.changes = [FieldChange(name, _shown(name, before), _shown(name, after))
                               for name, before, after in changes]
             if changes and not dry_run:
-                service.update(existing["id"], fields)
+                service.update(existing["id"], {**fields, "ifVersion": existing["version"]} if if_unchanged else fields)
         update.applied = not dry_run
     except (Rejected, BitrixError) as exc:
         update.error, update.error_code = getattr(exc, "description", str(exc)), exc.code

@@ -102,15 +102,24 @@ def cli_settings(config: dict) -> dict[str, str]:
 
 
 def env_file_text(values: dict[str, str]) -> str:
-    quoted = {name: '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for name, value in values.items()}
+    quoted = {name: _quoted(value) for name, value in values.items()}
     return ("# Written by `flask --app app sandbox` for the command line; deleted when that sandbox stops.\n"
             + "".join(f"{name}={value}\n" for name, value in quoted.items()))
 
 
+def _quoted(value: str) -> str:
+    """Single quotes: python-dotenv takes the text as it is (no `${…}` expansion, no escapes)."""
+    if "'" not in value:
+        return f"'{value}'"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def write_private_file(path: Path, text: str) -> None:
-    """Written whole (a reader never sees half a file) and readable only by the user."""
+    """Written whole (a reader never sees half a file) and readable only by the user; a file or
+    link left at the temporary name is never written through."""
     partial = path.with_name(f".{path.name}.{os.getpid()}")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    partial.unlink(missing_ok=True)
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.replace(partial, path)

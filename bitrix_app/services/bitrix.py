@@ -74,17 +74,22 @@ class Bitrix:
 
     def portal(self, member_id_or_domain: str) -> Portal:
         with self.session_factory() as session:
-            portal = find_portal(session, member_id_or_domain)
+            portal = find_portal(session, member_id_or_domain, with_token=True)
             if portal is None:
                 raise PortalUnavailable(PORTAL_NOT_FOUND, f"No portal with member id or domain {member_id_or_domain!r}.")
             return portal
 
     def client(self, member_id_or_domain: str) -> BitrixClient:
         """A REST client bound to the portal's stored token (refresh and renames handled)."""
-        portal = self.portal(member_id_or_domain)
+        return self.client_of(self.portal(member_id_or_domain))
+
+    def client_of(self, portal: Portal) -> BitrixClient:
+        """`client` for a portal row just read with `portal()`: its token comes along (no second read)."""
         if portal.status != PortalStatus.ACTIVE:
             # Marked by another worker (needs_reauth, payment, uninstalled): the store has the final word.
             self.tokens.forget(portal.member_id)
+        else:
+            self.tokens.take_read(portal)
         credentials = PortalCredentials(self.tokens, self.oauth, portal.member_id)
         return self._client(portal.client_endpoint, credentials, self._paced(portal.member_id), portal.member_id)
 

@@ -19,12 +19,13 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
-from ..models import ChangeRecord
+from ..models import ChangeRecord, Portal
 from .biconnector import normalize_settings
 from .errors import Rejected
 from .messages import text
+from .secret_settings import is_secret_by_default
 from .tokens import portal_by_member_id
 
 MASK = "***"
@@ -95,8 +96,14 @@ def editable_state(kind: str, item: Mapping) -> dict:
     return state
 
 
-def version_of(kind: str, item: Mapping, key: str) -> str:
-    payload = json.dumps(editable_state(kind, item), sort_keys=True, ensure_ascii=False, default=str)
+def version_of(kind: str, item: Mapping, key: str, is_secret: Callable[[str], bool] = is_secret_by_default) -> str:
+    """Secret values count only as set or empty: a version must never confirm a guessed secret
+    (offline, or by an editor comparing versions around a write)."""
+    state = editable_state(kind, item)
+    if kind == SOURCE:
+        state["settings"] = {code: (MASK if value else "") if is_secret(code) else value
+                             for code, value in state["settings"].items()}
+    payload = json.dumps(state, sort_keys=True, ensure_ascii=False, default=str)
     return hmac.new(key.encode(), f"{kind}\n{payload}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
@@ -164,6 +171,20 @@ def _comparable(value):
 
 # --- reverting ---------------------------------------------------------------------------------
 
+def masked(changes: Iterable[Mapping], is_secret: Callable[[str], bool] | None) -> list[dict]:
+    """Changes with the settings that are secret *now* masked: a value recorded while its setting
+    was shown is hidden (and not revertible) once an administrator marks the setting secret."""
+    result = []
+    for change in changes:
+        change = dict(change)
+        name = str(change.get("field"))
+        if (is_secret is not None and not change.get("secret") and name.startswith(SETTING_PREFIX)
+                and is_secret(name[len(SETTING_PREFIX):])):
+            change.update(old=MASK if change.get("old") else None, new=MASK if change.get("new") else None, secret=True)
+        result.append(change)
+    return result
+
+
 def revertible_change(kind: str, change: Mapping) -> bool:
     if change.get("secret"):
         return False
@@ -175,16 +196,16 @@ def revertible_change(kind: str, change: Mapping) -> bool:
     return name in REVERTIBLE_SOURCE_FIELDS
 
 
-def revertible(record: ChangeRecord) -> bool:
+def revertible(record: ChangeRecord, is_secret: Callable[[str], bool] | None = None) -> bool:
     return record.action in REVERTIBLE_ACTIONS and any(
-        revertible_change(record.object_type, change) for change in record.changes or [])
+        revertible_change(record.object_type, change) for change in masked(record.changes or [], is_secret))
 
 
-def revert_fields(record: ChangeRecord) -> dict:
+def revert_fields(record: ChangeRecord, is_secret: Callable[[str], bool] | None = None) -> dict:
     """The update that puts back the old values of a change (secrets left as they are)."""
     fields: dict = {}
     settings: dict = {}
-    for change in record.changes or []:
+    for change in masked(record.changes or [], is_secret):
         if not revertible_change(record.object_type, change):
             continue
         name, old = str(change["field"]), change.get("old")
@@ -199,15 +220,15 @@ def revert_fields(record: ChangeRecord) -> dict:
 
 # --- the store -----------------------------------------------------------------------------------
 
-def present_change(record: ChangeRecord) -> dict:
+def present_change(record: ChangeRecord, is_secret: Callable[[str], bool] | None = None) -> dict:
     return {
         "id": record.id,
         "at": _iso(record),
         "actor": {"kind": record.actor_kind, "id": record.actor_id, "name": record.actor_name},
         "via": record.via,
         "action": record.action,
-        "changes": [dict(change) for change in record.changes or []],
-        "revertible": revertible(record),
+        "changes": masked(record.changes or [], is_secret),
+        "revertible": revertible(record, is_secret),
         **({"reverts": record.reverts_id} if record.reverts_id else {}),
     }
 
@@ -217,6 +238,14 @@ def last_change(record: ChangeRecord | None) -> dict | None:
         return None
     return {"at": _iso(record), "actor": {"kind": record.actor_kind, "id": record.actor_id,
                                           "name": record.actor_name}, "via": record.via}
+
+
+def _row(portal_id: int, kind: str, object_id: int, actor: Actor, changes: list[dict], action: str = "update",
+         reverts_id: int | None = None) -> dict:
+    """A new change_history row's values (id and created_at come from their defaults)."""
+    return {"portal_id": portal_id, "object_type": kind, "object_id": int(object_id), "action": action,
+            "actor_kind": actor.kind, "actor_id": actor.id, "actor_name": actor.name[:255], "via": actor.via,
+            "changes": changes, "reverts_id": reverts_id}
 
 
 def _iso(record: ChangeRecord) -> str:
@@ -242,17 +271,30 @@ class History:
             portal = portal_by_member_id(db, self.member_id)
             if portal is None:
                 return None
-            entry = ChangeRecord(portal_id=portal.id, object_type=kind, object_id=int(object_id), action=action,
-                                 actor_kind=actor.kind, actor_id=actor.id, actor_name=actor.name[:255],
-                                 via=actor.via, changes=changes, reverts_id=reverts_id)
+            entry = ChangeRecord(**_row(portal.id, kind, object_id, actor, changes, action, reverts_id))
             db.add(entry)
             db.flush()
             return entry.id
 
-    def entries(self, kind: str, object_id: int) -> list[dict]:
-        """Newest first."""
+    def record_many(self, actor: Actor, updates: Iterable[tuple[str, int, list[dict]]]) -> int:
+        """Store the changes of many updates (kind, object id, changes) in one transaction and one
+        INSERT (a plan writes hundreds at once); updates that changed nothing are left out.
+        Returns how many were stored."""
+        updates = [(kind, object_id, changes) for kind, object_id, changes in updates if changes]
+        if not updates:
+            return 0
+        with self.session_factory() as db, db.begin():
+            portal_id = db.scalar(select(Portal.id).where(Portal.member_id == self.member_id))  # no ORM object
+            if portal_id is None:
+                return 0
+            db.execute(insert(ChangeRecord), [_row(portal_id, kind, object_id, actor, changes)
+                                              for kind, object_id, changes in updates])
+        return len(updates)
+
+    def entries(self, kind: str, object_id: int, is_secret: Callable[[str], bool] | None = None) -> list[dict]:
+        """Newest first; `is_secret(code)`: which of a source's settings are secret now."""
         with self.session_factory() as db:
-            return [present_change(record) for record in db.scalars(
+            return [present_change(record, is_secret) for record in db.scalars(
                 self._query(db, kind).where(ChangeRecord.object_id == object_id).limit(MAX_ENTRIES))]
 
     def last_changes(self, kind: str, object_ids: Iterable[int]) -> dict[int, dict]:
@@ -267,6 +309,17 @@ class History:
 
     def latest(self, kind: str, object_id: int) -> dict | None:
         return self.last_changes(kind, [object_id]).get(object_id)
+
+    def mask_settings(self, source_ids: Iterable[int], codes: Iterable[str]) -> None:
+        """Hide the recorded values of settings that just became secret, in the database too."""
+        ids, codes = sorted({int(item) for item in source_ids}), set(codes)
+        if not ids or not codes:
+            return
+        with self.session_factory() as db, db.begin():
+            for record in db.scalars(self._query(db, SOURCE).where(ChangeRecord.object_id.in_(ids))):
+                changes = masked(record.changes or [], codes.__contains__)
+                if changes != record.changes:
+                    record.changes = changes
 
     def change(self, change_id: int) -> ChangeRecord | None:
         with self.session_factory() as db:

@@ -429,6 +429,8 @@ UI: dict[str, tuple[str, str]] = {
     "remove": ("Remove", "Удалить"),
     "field_connector": ("Connector", "Коннектор"),
     "field_active": ("Active", "Активен"),
+    "source_gateway_note": ("This source belongs to a database: change it in the Databases part.",
+                            "Этот источник принадлежит базе данных: меняйте его в разделе «Базы данных»."),
     "active_note": ("Bitrix24 turns sources on and off only in its own Analytics hub.",
                     "Битрикс24 включает и выключает источники только в своём Аналитическом центре."),
     "required": ("Required.", "Обязательное поле."),

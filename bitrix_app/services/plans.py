@@ -29,11 +29,13 @@ import os
 import re
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import yaml
+from sqlalchemy import literal, select, union_all
 
 from . import php_form
 from .automation import (
@@ -45,10 +47,11 @@ from .automation import (
     run_for_portals,
     seconds_until,
 )
+from ..models import Database, GatewayConnector, Portal
 from .biconnector import Biconnector, normalize_settings
 from .errors import BitrixError
 from .history import Actor, History, connector_changes, source_changes, version_of
-from .messages import explain
+from .messages import explain, text
 from .rest import BATCH_LIMIT, BitrixClient
 from .secret_settings import SecretSettings, is_secret_by_default
 from .validation import EndpointPolicy, FieldError, connector_errors, source_errors
@@ -69,6 +72,7 @@ GATEWAY_CHECK_SECONDS = 0.5  # first guess for a urlCheck served by this app's g
 FOREIGN_CHECK_SECONDS = 6.0  # first guess for anyone else's: 5 per batch until measured
 CONNECTOR_UPDATE_SECONDS = 0.1
 MIN_CHECK_SECONDS = 0.05
+PARALLEL_WRITE_BATCHES = 4  # write batches of one portal in flight at once (see send_updates)
 PLAN_KEYS = {"portals", "connectors", "sources", "databases"}
 ITEM_KEYS = {"match", "fields", "ensure"}
 ENSURE = ("present", "absent")
@@ -305,10 +309,47 @@ class Update:
 class PortalChanges:
     updates: list[Update] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # plan entries that cannot be applied here
+    # (connector id, code) -> whether the setting is secret, as the diff judged it (history masks alike).
+    is_secret: Callable[[int | None, str], bool] | None = None
+
+
+@dataclass(frozen=True)
+class GatewayObjects:
+    """The ids of one portal's connectors and sources that this app's gateway manages: plans leave
+    them to `databases:` (deleting one would break a database; its source holds the gateway's key)."""
+
+    connector_ids: frozenset[int] = frozenset()
+    source_ids: frozenset[int] = frozenset()
+
+    @classmethod
+    def of_portal(cls, session_factory, member_id: str) -> GatewayObjects:
+        """One statement: a plan over thousands of portals pays for every round trip."""
+        portal_id = select(Portal.id).where(Portal.member_id == member_id).scalar_subquery()
+        statement = union_all(
+            select(literal("connector"), GatewayConnector.connector_id).where(GatewayConnector.portal_id == portal_id),
+            select(literal("source"), Database.source_id).where(Database.portal_id == portal_id,
+                                                                Database.source_id.is_not(None)))
+        with session_factory() as db:
+            rows = db.execute(statement).all()
+        return cls(frozenset(object_id for kind, object_id in rows if kind == "connector"),
+                   frozenset(object_id for kind, object_id in rows if kind == "source"))
+
+    def refusal(self, update: Update) -> str | None:
+        """Why the plan may not make this change, or None. A gateway source's title and
+        description may change; its settings hold the gateway's key and secret."""
+        if update.kind == "source" and update.object_id in self.source_ids and (
+                update.action == "delete" or "settings" in update.payload):
+            return text("GATEWAY_SOURCE", "en")
+        if update.kind == "source" and update.action == "add" and update.payload.get("connectorId") in self.connector_ids:
+            return text("GATEWAY_CONNECTOR_SOURCE", "en")
+        if update.kind == "connector" and update.action == "delete" and update.object_id in self.connector_ids:
+            return text("GATEWAY_CONNECTOR", "en")
+        return None
 
 
 def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict],
-                 endpoints: EndpointPolicy = EndpointPolicy(), is_secret=None) -> PortalChanges:
+                 endpoints: EndpointPolicy = EndpointPolicy(), is_secret=None,
+                 gateway: GatewayObjects | Callable[[], GatewayObjects] = GatewayObjects()) -> PortalChanges:
     """Compare the plan with one portal's current objects. Pure except that the hosts of changed
     connector URLs are resolved through `endpoints` to check their addresses (plans run as the
     operator, an administrator, but the address rule holds for them too). `is_secret(connector id,
@@ -317,7 +358,7 @@ def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict],
     An entry that matches nothing by title and is `present` creates the object; one that is
     `absent` deletes what it matches (and is a no-op when nothing matches)."""
     is_secret = is_secret or (lambda _connector_id, code: is_secret_by_default(code))
-    result = PortalChanges()
+    result = PortalChanges(is_secret=is_secret)
     claimed: set[tuple[str, int]] = set()
     wanted_settings: dict[int, list] = {}
     connector_index, source_index = _index(connectors), _index(sources)
@@ -344,6 +385,22 @@ def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict],
                 update.url_check = check_urls.get(current.get("connectorId"))
                 settings = declared.get(current.get("connectorId")) if connectors else None
                 _add_update(result, update, source_errors(update.payload, _normalized_settings(settings)))
+    return _without_gateway_objects(result, gateway)
+
+
+def _without_gateway_objects(result: PortalChanges, gateway: GatewayObjects | Callable[[], GatewayObjects]
+                             ) -> PortalChanges:
+    if not result.updates:
+        return result
+    gateway = gateway() if callable(gateway) else gateway
+    kept = []
+    for update in result.updates:
+        refusal = gateway.refusal(update)
+        if refusal:
+            result.problems.append(f"{update.describe()}: {refusal}")
+        else:
+            kept.append(update)
+    result.updates = kept
     return result
 
 
@@ -505,26 +562,30 @@ def _show(value, limit: int = 60) -> str:
 # --- sending the changes -----------------------------------------------------------------------
 
 def send_updates(client: BitrixClient, updates: list[Update], sleep=time.sleep, clock=time.time,
-                 gateway_url: str = "") -> None:
+                 gateway_url: str = "", times: "CheckTimes | None" = None) -> None:
     """Send updates in order, in batches sized to finish well inside Bitrix24's 60 s request limit.
 
     Every source.update makes Bitrix24 call the connector's urlCheck while the request waits, so a
-    batch holds as many source updates as their expected check times allow (CheckTimes), at most
-    50. Batch commands travel as PHP query strings, which cannot carry a real boolean (biconnector
-    checks booleans strictly) nor an empty list or mapping (it leaves no key at all), so e.g.
-    `supportMapping` changes or `settings: []` are sent as single JSON calls.
+    batch holds as many source updates as their expected check times allow (CheckTimes, or `times`
+    shared by a plan's portals), at most 50. Consecutive batches of source updates whose check times
+    are known (measured, or this app's gateway) go out up to PARALLEL_WRITE_BATCHES at once: the
+    portal spends most of a batch waiting for the checks, and each request still takes its slot in
+    the portal's bucket. Connector updates, and the first batch for an unmeasured check URL, go
+    alone and before what follows them. Batch commands travel as PHP query strings, which cannot
+    carry a real boolean (biconnector checks booleans strictly) nor an empty list or mapping (it
+    leaves no key at all), so e.g. `supportMapping` changes or `settings: []` are sent as single
+    JSON calls.
 
     A write whose answer never came (a timeout, an error page) may or may not have landed: the
     objects are read again and only what did not land is sent again, once. Fills in `applied` /
     `error` on each update. Raises only if the portal itself fails (network, authorization): the
     caller then reports the portal as failed.
     """
-    times = CheckTimes(gateway_url)
+    times = times or CheckTimes(gateway_url)
     pending = deque(updates)
     resent: set[int] = set()
     while pending:
-        chunk = _next_chunk(pending, times)
-        not_landed = _send_chunk(client, chunk, times, sleep, clock)
+        not_landed = _send_chunks(client, _next_chunks(pending, times), times, sleep, clock)
         again = [update for update in not_landed if id(update) not in resent]
         for update in again:
             resent.add(id(update))
@@ -548,8 +609,14 @@ class CheckTimes:
             return CONNECTOR_UPDATE_SECONDS  # connector.update calls nothing outside
         if update.url_check in self.learned:
             return self.learned[update.url_check]
-        ours = bool(self.gateway_url and update.url_check and update.url_check.startswith(self.gateway_url))
-        return GATEWAY_CHECK_SECONDS if ours else FOREIGN_CHECK_SECONDS
+        return GATEWAY_CHECK_SECONDS if self._ours(update) else FOREIGN_CHECK_SECONDS
+
+    def known(self, update: Update) -> bool:
+        """Whether the update's check time is more than a guess: measured, or this app's gateway."""
+        return update.kind == "source" and (update.url_check in self.learned or self._ours(update))
+
+    def _ours(self, update: Update) -> bool:
+        return bool(self.gateway_url and update.url_check and update.url_check.startswith(self.gateway_url))
 
     def learn(self, updates: list[Update], seconds: list[float | None]) -> None:
         measured: dict[str | None, list[float]] = {}
@@ -579,6 +646,33 @@ def _next_chunk(pending: deque, times: CheckTimes) -> list[Update]:
         chunk.append(pending.popleft())
         planned += cost
     return chunk
+
+
+def _next_chunks(pending: deque, times: CheckTimes) -> list[list[Update]]:
+    """The next chunk and, while they are batches of source updates with known check times, up to
+    PARALLEL_WRITE_BATCHES - 1 more to send at the same time."""
+    chunks = [_next_chunk(pending, times)]
+    while len(chunks) < PARALLEL_WRITE_BATCHES and pending and _parallel(chunks[-1], times):
+        chunk = _next_chunk(pending, times)
+        if not _parallel(chunk, times):
+            pending.extendleft(reversed(chunk))
+            break
+        chunks.append(chunk)
+    return chunks
+
+
+def _parallel(chunk: list[Update], times: CheckTimes) -> bool:
+    return all(times.known(update) and _batchable(update) for update in chunk)
+
+
+def _send_chunks(client: BitrixClient, chunks: list[list[Update]], times: CheckTimes, sleep, clock) -> list[Update]:
+    """Send the chunks at the same time; returns what must go again (see _send_chunk). A portal
+    failure in one is raised once all have finished, so no write is still running."""
+    if len(chunks) == 1:
+        return _send_chunk(client, chunks[0], times, sleep, clock)
+    with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="writes") as pool:
+        futures = [pool.submit(_send_chunk, client, chunk, times, sleep, clock) for chunk in chunks]
+    return [update for future in futures for update in future.result()]
 
 
 def _batchable(update: Update) -> bool:
@@ -775,6 +869,8 @@ class PlanRunner:
         self.databases = databases
         self.sleep = sleep
         self.clock = clock
+        # urlCheck times measured on one portal serve the run's others: a check URL is measured once.
+        self.check_times = CheckTimes(f"{bitrix.settings.public_url}/gateway/")
 
     def portals(self) -> list[str]:
         if self.plan.portals is None:
@@ -795,16 +891,15 @@ class PlanRunner:
         try:
             record = self.bitrix.portal(portal)
             report.domain, report.member_id = record.domain, record.member_id
-            client = self.bitrix.client(record.member_id)
+            client = self.bitrix.client_of(record)
             changes = self._read_and_compare(client)
             report.updates, report.problems = changes.updates, changes.problems
             if not self.dry_run:
                 unchanged = self._still_unchanged(client, record.member_id, changes.updates)
                 try:
-                    send_updates(client, unchanged, self.sleep, self.clock,
-                                 gateway_url=f"{self.bitrix.settings.public_url}/gateway/")
+                    send_updates(client, unchanged, self.sleep, self.clock, times=self.check_times)
                 finally:
-                    self._record_history(record.member_id, unchanged)
+                    self._record_history(record.member_id, unchanged, changes.is_secret)
             if self.plan.databases:
                 report.updates += self._apply_databases(record.member_id)
         except Exception as exc:  # the portal failed as a whole; any kind is reported, never raised
@@ -839,10 +934,14 @@ class PlanRunner:
             update.error_code = "EDIT_CONFLICT"
         return unchanged
 
-    def _record_history(self, member_id: str, updates: list[Update]) -> None:
-        """One history entry per applied update, from what the diff read and what was sent."""
-        history = History(self.bitrix.session_factory, member_id)
-        secrets = SecretSettings(self.bitrix.session_factory, member_id)
+    def _record_history(self, member_id: str, updates: list[Update], is_secret=None) -> None:
+        """One history entry per applied update, from what the diff read and what was sent; all of
+        them in one INSERT. `is_secret`: the diff's judgement of secret settings (default: by code)."""
+        is_secret = is_secret or (lambda _connector_id, code: is_secret_by_default(code))
+        entries = self._history_entries(updates, is_secret)
+        History(self.bitrix.session_factory, member_id).record_many(self.actor, entries)
+
+    def _history_entries(self, updates: list[Update], is_secret) -> Iterator[tuple[str, int, list[dict]]]:
         for update in updates:
             if not update.applied or update.before is None:
                 continue
@@ -854,9 +953,9 @@ class PlanRunner:
                 sent = update.payload.get("settings") or {}
                 after = {**before, **{k: v for k, v in update.payload.items() if k != "settings"},
                          "settings": [{"code": code, "value": value} for code, value in {**stored, **sent}.items()]}
-                changes = source_changes(before, after, lambda code: secrets.is_secret(before.get("connectorId"), code),
+                changes = source_changes(before, after, functools.partial(is_secret, before.get("connectorId")),
                                          sent)
-            history.record(update.kind, update.object_id, self.actor, [self._masked_change(c) for c in changes])
+            yield update.kind, update.object_id, [self._masked_change(c) for c in changes]
 
     def _masked_change(self, change: dict) -> dict:
         """Values that came from the environment are masked in the history as in diffs."""
@@ -879,7 +978,8 @@ class PlanRunner:
         member_id = client.credentials.member_id  # the portal's stored token (Bitrix.client)
         secrets = SecretSettings(self.bitrix.session_factory, member_id) if self.plan.sources else None
         return plan_changes(self.plan, connectors, sources, self.bitrix.endpoint_policy,
-                            secrets.is_secret if secrets else None)
+                            secrets.is_secret if secrets else None,
+                            lambda: GatewayObjects.of_portal(self.bitrix.session_factory, member_id))
 
     def _settle(self, report: PortalReport) -> None:
         """Turn what happened into changed / unchanged / failed with one readable reason."""

@@ -19,6 +19,7 @@ forged openings costs the portal's bucket at most that budget.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sqlite3
@@ -38,6 +39,7 @@ from .errors import BitrixError
 # same clock, and a request that leaves late lands closer to the next one than we planned.
 HEADROOM = 1
 MAX_ADDRESS_LENGTH = 48  # keeps bucket keys within the 128 characters of rate_limit_buckets.key
+MAX_REMEMBERED_RATES = 1024  # portals whose Enterprise-or-not a limiter keeps in memory
 
 # Codes of RateLimited
 PORTAL_BUSY = "PORTAL_BUSY"  # the portal's bucket is further ahead than the caller may wait
@@ -196,6 +198,10 @@ def _limiter_engine(app_engine: Engine) -> Engine:
     with _engines_lock:
         if url not in _engines:
             options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, "pool_pre_ping": False}
+            if app_engine.dialect.name == "postgresql":
+                # The connection used last goes out next, with the statement psycopg prepared on it
+                # (per connection); the others a burst of workers opened stay idle.
+                options["pool_use_lifo"] = True
             if app_engine.dialect.name == "sqlite":
                 options["connect_args"] = dict(SQLITE_CONNECT_ARGS)
             _engines[url] = create_engine(app_engine.url, **options)
@@ -300,8 +306,9 @@ class RateLimiter:
         # Budgets for calls made with a token nobody has verified yet (None: no such budget).
         self.unverified = unverified
         self.unverified_per_address = unverified_per_address
-        self._rates: dict[str, Rate] = {}
-        self._lock = threading.Lock()
+        # Enterprise or not, per portal: resolving a domain costs a database read. Bounded, so a
+        # process serving thousands of portals keeps only the recent ones.
+        self._enterprise = functools.lru_cache(maxsize=MAX_REMEMBERED_RATES)(self._is_enterprise)
 
     def acquire(self, member_id: str, max_wait: float | None = None) -> float:
         """Wait for a slot; returns the seconds waited. `max_wait` None: as long as it takes."""
@@ -319,10 +326,9 @@ class RateLimiter:
         return self._admit(steps + [self._portal_step(member_id, max_wait)])
 
     def rate_for(self, member_id: str) -> Rate:
-        with self._lock:
-            if member_id not in self._rates:
-                self._rates[member_id] = self.enterprise if self._is_enterprise(member_id) else self.default
-            return self._rates[member_id]
+        if not self.enterprise_portals:
+            return self.default
+        return self.enterprise if self._enterprise(member_id) else self.default
 
     def _portal_step(self, member_id: str, max_wait: float | None) -> Step:
         return Step(f"portal:{member_id}", self.rate_for(member_id), max_wait, PORTAL_BUSY)

@@ -407,7 +407,8 @@ class TabService:
             current = biconnector.connector(connector_id)
         if secret_codes is not None:
             secrets.set_codes(connector_id, secret_codes, declared)
-        self._record(CONNECTOR, connector_id, connector_changes(before, current) + (
+            self._mask_recorded_values(connector_id, set(secret_codes) - set(old_codes))
+        self.record(CONNECTOR, connector_id, connector_changes(before, current) + (
             [{"field": SECRET_SETTINGS_FIELD, "old": old_codes, "new": secret_codes, "secret": False}]
             if secrets_changed else []))
         changed = sorted(changes) + ([SECRET_SETTINGS_FIELD] if secrets_changed else [])
@@ -433,7 +434,7 @@ class TabService:
         if secret_codes is not None:
             secrets.set_codes(connector_id, secret_codes, declared)
         created = biconnector.connector(connector_id)
-        self._record(CONNECTOR, connector_id, connector_changes({}, created), action="create")
+        self.record(CONNECTOR, connector_id, connector_changes({}, created), action="create")
         return self._with_history(CONNECTOR, [present_connector(created, secrets)])[0]
 
     def delete_connector(self, raw_id) -> dict:
@@ -448,7 +449,7 @@ class TabService:
                 raise Rejected(409, exc.code, text("CONNECTOR_DELETE_RESTRICTED", self.lang)) from None
             raise
         self.secret_settings.forget(connector_id)
-        self._record(CONNECTOR, connector_id, [], action="delete")
+        self.record(CONNECTOR, connector_id, [], action="delete")
         return {"deleted": connector_id}
 
     def _split_secret_settings(self, fields) -> tuple[dict, list[str] | None]:
@@ -501,6 +502,8 @@ class TabService:
         if "active" in fields:
             raise InvalidFields([FieldError("active", "VALIDATION_READ_ONLY_FIELD",
                                             'Bitrix24 changes "active" only in its own Analytics hub.')], self.lang)
+        if "settings" in fields and source_id in self._gateway_source_ids():  # they hold the gateway's key
+            raise Rejected(409, "GATEWAY_SOURCE", text("GATEWAY_SOURCE", self.lang))
         biconnector = self.biconnector
         current = biconnector.source(source_id)
         declared = self._declared_settings(biconnector, current)
@@ -514,7 +517,7 @@ class TabService:
             return {"item": self._with_history(SOURCE, [self._present(current, declared)])[0], "changed": []}
         biconnector.update_source(source_id, changes)
         updated = biconnector.source(source_id)
-        self._record(SOURCE, source_id, source_changes(current, updated, self._is_secret_of(current),
+        self.record(SOURCE, source_id, source_changes(current, updated, self._is_secret_of(current),
                                                        (changes.get("settings") or {}).keys()))
         return {"item": self._with_history(SOURCE, [self._present(updated, declared)])[0], "changed": sorted(changes)}
 
@@ -539,7 +542,7 @@ class TabService:
                                for code, value in request["settings"].items()}
         source_id = biconnector.add_source(request)
         created = biconnector.source(source_id)
-        self._record(SOURCE, source_id, source_changes({}, created, self._is_secret_of(created), request["settings"]),
+        self.record(SOURCE, source_id, source_changes({}, created, self._is_secret_of(created), request["settings"]),
                      action="create")
         return self._with_history(SOURCE, [self._present(created, declared)])[0]
 
@@ -577,7 +580,7 @@ class TabService:
             if SOURCE_IN_USE_MARKER in exc.description.lower():
                 raise Rejected(409, "SOURCE_IN_USE", text("SOURCE_IN_USE", self.lang)) from None
             raise
-        self._record(SOURCE, source_id, [], action="delete")
+        self.record(SOURCE, source_id, [], action="delete")
         return {"deleted": source_id}
 
     def check_source(self, raw_id, gateway=None) -> dict:
@@ -617,6 +620,14 @@ class TabService:
                 return set()
             return set(db.scalars(select(GatewayConnector.connector_id).where(GatewayConnector.portal_id == portal.id)))
 
+    def _gateway_source_ids(self) -> set[int]:
+        with self.bitrix.session_factory() as db:
+            portal = portal_by_member_id(db, self.session.member_id)
+            if portal is None:
+                return set()
+            return set(db.scalars(select(Database.source_id).where(Database.portal_id == portal.id,
+                                                                   Database.source_id.is_not(None))))
+
     def _gateway_database(self, source_id: int) -> Database | None:
         with self.bitrix.session_factory() as db:
             portal = portal_by_member_id(db, self.session.member_id)
@@ -655,11 +666,35 @@ class TabService:
         return History(self.bitrix.session_factory, self.session.member_id)
 
     def version_of(self, kind: str, item: Mapping) -> str:
-        return version_of(kind, item, self.bitrix.settings.client_secret)
+        is_secret = self._is_secret_of(item) if kind == SOURCE else is_secret_by_default
+        return version_of(kind, item, self.bitrix.settings.client_secret, is_secret)
 
     def history_of(self, kind: str, raw_id) -> list[dict]:
-        """Newest first; kept after the object is deleted."""
-        return self.history.entries(kind, parse_id(raw_id, self.lang))
+        """Newest first; kept after the object is deleted. Settings secret now are masked."""
+        object_id = parse_id(raw_id, self.lang)
+        return self.history.entries(kind, object_id, self._secret_now(kind, object_id))
+
+    def _secret_now(self, kind: str, object_id: int):
+        """Which settings of a source are secret now (None for a connector). For a source that is
+        gone, a code is secret if it would be for any connector of the portal."""
+        if kind != SOURCE:
+            return None
+        secrets = self.secret_settings
+        try:
+            connector_id = self.biconnector.source(object_id).get("connectorId")
+        except BitrixError as exc:
+            if exc.code != "SOURCE_NOT_FOUND":
+                raise
+            connector_id = None
+        if connector_id is None:
+            return lambda code: any(secrets.is_secret(other, code) for other in [None, *secrets.choices()])
+        return lambda code: secrets.is_secret(connector_id, code)
+
+    def _mask_recorded_values(self, connector_id: int, codes: set[str]) -> None:
+        if codes:
+            source_ids = [source["id"] for source in self.biconnector.sources()
+                          if source.get("connectorId") == connector_id]
+            self.history.mask_settings(source_ids, codes)
 
     def revert(self, raw_change_id, if_version=None) -> dict:
         """Put back the old values of one change (never secrets), as an update by this actor:
@@ -668,23 +703,28 @@ class TabService:
         record = self.history.change(parse_id(raw_change_id, self.lang))
         if record is None:
             raise Rejected(404, "CHANGE_NOT_FOUND", text("CHANGE_NOT_FOUND", self.lang))
-        if not revertible(record):
+        is_secret = self._secret_now(record.object_type, record.object_id)
+        if not revertible(record, is_secret):
             raise Rejected(400, "NOT_REVERTIBLE", text("NOT_REVERTIBLE", self.lang))
         update = self.update_connector if record.object_type == CONNECTOR else self.update_source
         self._reverting = record.id
         try:
             return {"kind": record.object_type, "id": record.object_id,
-                    **update(record.object_id, revert_fields(record), if_version)}
+                    **update(record.object_id, revert_fields(record, is_secret), if_version)}
         finally:
             self._reverting = None
 
     def _with_history(self, kind: str, items: list[dict]) -> list[dict]:
-        """Items with their version (a source has it from _present, of its stored values) and last change."""
+        """Items with their version (a source has it from _present, of its stored values), last
+        change, and `gateway`: whether it is the app's own (a gateway connector, or the source of a
+        database entry), which is managed through databases, not as a custom connector or source."""
         last = self.history.last_changes(kind, [item.get("id") for item in items])
+        own = self._gateway_connector_ids() if kind == CONNECTOR else self._gateway_source_ids()
         for item in items:
             if kind == CONNECTOR:
                 item["version"] = self.version_of(CONNECTOR, item)
             item["lastChange"] = last.get(item.get("id"))
+            item["gateway"] = item.get("id") in own
         return items
 
     def _is_secret_of(self, source: Mapping):
@@ -702,7 +742,7 @@ class TabService:
             "current": self._with_history(kind, [presented])[0],
         }, self.lang)
 
-    def _record(self, kind: str, object_id: int, changes: list[dict], action: str = "update") -> None:
+    def record(self, kind: str, object_id: int, changes: list[dict], action: str = "update") -> None:
         actor = self.actor
         if actor.kind == "user" and not actor.name:
             names = PortalUsers(self.bitrix, self.session.member_id).names([actor.id])

@@ -7,12 +7,14 @@ another worker already did it, and commits the new pair before anyone uses it.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import inspect, select, update
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from ..models import Portal, PortalHistory, PortalStatus, PortalToken
 from .crypto import TokenCipher
@@ -31,6 +33,9 @@ PORTAL_AMBIGUOUS = "PORTAL_AMBIGUOUS"
 # Refresh a little before the stored expiry, so a call does not race the clock.
 EXPIRY_LEEWAY = timedelta(seconds=30)
 REAUTH_OAUTH_CODES = {"invalid_grant", "invalid_client"}
+# Access tokens a process keeps in memory (the most recently used portals'); a plan over thousands
+# of portals needs only those in flight, so memory stays flat in the number of portals.
+MAX_REMEMBERED_TOKENS = 1024
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,12 @@ def record(session: Session, member_id: str, kind: str, detail: str = "") -> Non
     session.add(PortalHistory(member_id=member_id, kind=kind, detail=detail[:1024]))
 
 
-def portal_by_member_id(session: Session, member_id: str) -> Portal | None:
-    return session.scalars(select(Portal).where(Portal.member_id == member_id)).first()
+def portal_by_member_id(session: Session, member_id: str, with_token: bool = False) -> Portal | None:
+    """`with_token`: the token row comes in the same query (usable after the session closes)."""
+    query = select(Portal).where(Portal.member_id == member_id)
+    if with_token:
+        query = query.options(joinedload(Portal.token))
+    return session.scalars(query).first()
 
 
 class AmbiguousPortal(PortalUnavailable):
@@ -87,14 +96,14 @@ class AmbiguousPortal(PortalUnavailable):
         super().__init__(PORTAL_AMBIGUOUS, english)
 
 
-def find_portal(session: Session, member_id_or_domain: str) -> Portal | None:
+def find_portal(session: Session, member_id_or_domain: str, with_token: bool = False) -> Portal | None:
     """By member id, else by domain. A domain several portals have is refused (AmbiguousPortal):
     picking one could act on the wrong customer's portal."""
-    portal = portal_by_member_id(session, member_id_or_domain)
+    portal = portal_by_member_id(session, member_id_or_domain, with_token)
     if portal is not None:
         return portal
-    matches = list(session.scalars(
-        select(Portal).where(Portal.domain == member_id_or_domain).order_by(Portal.member_id)))
+    query = select(Portal).where(Portal.domain == member_id_or_domain).order_by(Portal.member_id)
+    matches = list(session.scalars(query.options(joinedload(Portal.token)) if with_token else query))
     if len(matches) > 1:
         raise AmbiguousPortal(member_id_or_domain, [match.member_id for match in matches])
     return matches[0] if matches else None
@@ -122,9 +131,12 @@ class TokenStore:
         self.session_factory = session_factory
         self.cipher = cipher
         self.clock = clock
-        # member_id -> (the access token last read or refreshed here, its ciphertext). Calls use it
-        # without touching the database until it is near expiry or Bitrix24 refuses it.
-        self._remembered: dict[str, tuple[AccessToken, str]] = {}
+        # member_id -> (the access token last read or refreshed here, its ciphertext), least recently
+        # used first. Calls use it without touching the database until it is near expiry or
+        # Bitrix24 refuses it.
+        self._remembered: OrderedDict[str, tuple[AccessToken, str]] = OrderedDict()
+        self._remembered_lock = threading.Lock()
+        self.max_remembered = MAX_REMEMBERED_TOKENS
 
     # --- writing -------------------------------------------------------------------------
 
@@ -159,25 +171,47 @@ class TokenStore:
     def current(self, member_id: str) -> AccessToken:
         """The stored access token, read now (PortalUnavailable if the portal cannot be used)."""
         with self.session_factory() as session:
-            portal = portal_by_member_id(session, member_id)
+            portal = portal_by_member_id(session, member_id, with_token=True)
             row = self._usable_token(portal, member_id)
             return self._remember(member_id, row)
+
+    def take_read(self, portal: Portal) -> None:
+        """Remember the token of a portal row read a moment ago with its token (`with_token`), as
+        `current` would have read it: the client built for it sends that token without a second read."""
+        if "token" in inspect(portal).unloaded or portal.status != PortalStatus.ACTIVE or portal.token is None:
+            return
+        self._remember(portal.member_id, portal.token)
 
     def remembered(self, member_id: str) -> AccessToken:
         """The token this process last read or refreshed for the portal; read again only when it is
         unknown or near expiry. Whoever gets it refused by Bitrix24 reads `current` again: a token
         another process refreshed meanwhile is picked up then."""
-        known = self._remembered.get(member_id)
+        known = self._known(member_id)
         if known is None or known[0].is_expired(self.clock()):
             return self.current(member_id)
         return known[0]
 
     def forget(self, member_id: str) -> None:
-        self._remembered.pop(member_id, None)
+        with self._remembered_lock:
+            self._remembered.pop(member_id, None)
+
+    def _known(self, member_id: str) -> tuple[AccessToken, str] | None:
+        with self._remembered_lock:
+            known = self._remembered.get(member_id)
+            if known is not None:
+                self._remembered.move_to_end(member_id)
+            return known
+
+    def _keep(self, member_id: str, token: AccessToken, ciphertext: str) -> None:
+        with self._remembered_lock:
+            self._remembered[member_id] = (token, ciphertext)
+            self._remembered.move_to_end(member_id)
+            while len(self._remembered) > self.max_remembered:
+                self._remembered.popitem(last=False)
 
     def stored_pair(self, member_id: str) -> StoredPair | None:
         with self.session_factory() as session:
-            portal = portal_by_member_id(session, member_id)
+            portal = portal_by_member_id(session, member_id, with_token=True)
             if portal is None or portal.token is None:
                 return None
             row = portal.token
@@ -217,7 +251,7 @@ class TokenStore:
             fresh, ciphertext = self._access_token(row), row.access_token_encrypted
         if failure is not None:
             raise failure
-        self._remembered[member_id] = (fresh, ciphertext)  # only once committed
+        self._keep(member_id, fresh, ciphertext)  # only once committed
         return fresh
 
     def lock_portal_token(self, session: Session, member_id: str) -> Portal:
@@ -263,12 +297,12 @@ class TokenStore:
     def _remember(self, member_id: str, row: PortalToken) -> AccessToken:
         """The row's token, decrypted only if it is not the one remembered (same version and ciphertext:
         a reinstall starts again at version 1)."""
-        known = self._remembered.get(member_id)
+        known = self._known(member_id)
         if known is not None and (known[0].version, known[1]) == (row.version, row.access_token_encrypted):
             token = AccessToken(known[0].value, row.version, as_utc(row.expires_at))
         else:
             token = self._access_token(row)
-        self._remembered[member_id] = (token, row.access_token_encrypted)
+        self._keep(member_id, token, row.access_token_encrypted)
         return token
 
     def _access_token(self, row: PortalToken) -> AccessToken:

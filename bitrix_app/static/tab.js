@@ -464,14 +464,17 @@
     var actions = element("div", "card-actions");
     actions.appendChild(named(button(canEdit ? T.edit : T.view, function () { openConnector(connector.id); }),
       "open-connector", canEdit ? T.connector_edit_aria : T.connector_view_aria, connector));
-    if (isGatewayConnector(connector)) { return actions; }  // managed through databases
+    if (connector.gateway) { return actions; }  // the app's own (the server says so): managed through databases
     if (canEdit) {
       actions.appendChild(named(button("+ " + T.source_add, function () { openNewSource(connector); }),
         "add-source", T.source_add_aria, connector));
     }
     if (config.user.isAdmin) {
-      actions.appendChild(named(button(T.connector_delete, function () { askDeleteConnector(connector); },
-        "button link danger small"), "delete-connector", T.connector_delete_aria, connector));
+      var remove = function () {
+        confirmAndDelete("connector", connector, function () { $("#connectors-heading").focus(); });
+      };
+      actions.appendChild(named(button(T.connector_delete, remove, "button link danger small"), "delete-connector",
+        T.connector_delete_aria, connector));
     }
     return actions;
   }
@@ -513,9 +516,16 @@
       var test = named(button(T.source_test, function () { checkSource(source, test); }), "test-source",
         T.source_test_aria, source);
       actions.appendChild(test);
-      if (!isGatewayConnector(connectorOf(source))) {
-        actions.appendChild(named(button(T.source_delete, function () { askDeleteSource(source); },
-          "button link danger small"), "delete-source", T.source_delete_aria, source));
+      if (!source.gateway) {  // a database's source goes with its database
+        var remove = function () {
+          confirmAndDelete("source", source, function () {
+            connectorButton(source.connectorId).focus();
+          }, function (error) {
+            setItemStatus(source.id, "error", error.message || T.network_error, error.code);
+          });
+        };
+        actions.appendChild(named(button(T.source_delete, remove, "button link danger small"), "delete-source",
+          T.source_delete_aria, source));
       }
     }
     item.appendChild(actions);
@@ -611,16 +621,18 @@
     fitWindow();
   }
 
-  // Read-only users see values as text; inputs stay in the form (hidden, disabled) for the editors' code.
-  function setReadOnly(form) {
+  // Read-only users, and anyone on a `locked` form, see values as text; inputs stay in the form (hidden,
+  // disabled) for the editors' code.
+  function setReadOnly(form, locked) {
+    var editable = canEdit && !locked;
     $all(".read-value", form).forEach(function (node) { node.parentNode.removeChild(node); });
     $all("input, textarea, select", form).forEach(function (input) {
       if (input.type === "file") { return; }
-      input.disabled = !canEdit;
-      input.classList.toggle("read-hidden", !canEdit);
-      if (!canEdit && !input.hidden) { showAsText(input); }
+      input.disabled = !editable;
+      input.classList.toggle("read-hidden", !editable);
+      if (!editable && !input.hidden) { showAsText(input); }
     });
-    $all("[data-edit-only]", form.parentNode).forEach(function (node) { node.hidden = !canEdit; });
+    $all("[data-edit-only]", form.parentNode).forEach(function (node) { node.hidden = !editable; });
   }
 
   function showAsText(input) {
@@ -955,7 +967,8 @@
     box.textContent = "";
     (source.settings || []).forEach(function (setting) { box.appendChild(settingField(setting)); });
     showLastChange(sourceView, source);
-    setReadOnly(sourceForm);
+    $('[data-bind="gateway-note"]', sourceView).hidden = !source.gateway;
+    setReadOnly(sourceForm, source.gateway);  // a database's source changes with its database
     fitWindow();
   }
 
@@ -1046,7 +1059,11 @@
     connector: { path: "/connectors/", form: function () { return connectorForm; }, fill: function (item) { fillConnector(item); },
                  list: function () { return state.connectors; }, current: function () { return state.connector; } },
     source: { path: "/sources/", form: function () { return sourceForm; }, fill: function (item) { fillSource(item); },
-              list: function () { return state.sources; }, current: function () { return state.source; } }
+              list: function () { return state.sources; }, current: function () { return state.source; } },
+    // A database's changes are in its source's history, shown in the source editor.
+    database: { form: function () { return databaseForm; }, fill: function (item) { fillDatabase(item); },
+                list: function () { return state.databases; }, current: function () { return state.database; },
+                noHistory: true }
   };
 
   // Sends `fields` with the version the editor loaded; a 409 EDIT_CONFLICT shows both versions.
@@ -1118,7 +1135,7 @@
         renderList();
         markPristine(form);
         notify("info", T.conflict_kept);
-        loadHistory(kind, conflict.current);
+        if (!spec.noHistory) { loadHistory(kind, conflict.current); }
         $("input, textarea", form).focus();
         return null;
       }
@@ -1129,8 +1146,9 @@
   }
 
   function fieldLabel(field) {
-    var setting = /^settings[.[]/.test(field);
-    return (setting ? T.field_settings + ": " + field.replace(/^settings\.?/, "") : T["field_" + field]) || field;
+    var name = field.replace(/^database\./, "");  // a change to a database entry (gateway/databases.py)
+    var setting = /^settings[.[]/.test(name);
+    return (setting ? T.field_settings + ": " + name.replace(/^settings\.?/, "") : T["field_" + name]) || name;
   }
 
   function displayValue(value) {
@@ -1215,15 +1233,6 @@
 
   // --- creating and deleting connectors and sources ------------------------------------------
 
-  // The gateway's own connectors and their sources are managed through databases, not here.
-  function isGatewayConnector(connector) {
-    return Boolean(connector) && String(connector.urlCheck || "").indexOf(window.location.origin + "/gateway/") === 0;
-  }
-
-  function connectorOf(source) {
-    return state.connectors.filter(function (c) { return c.id === source.connectorId; })[0];
-  }
-
   function openNewConnector() {
     notifyClear();
     var blank = { title: "", description: "", logo: "", settings: [], secretSettings: [] };
@@ -1236,27 +1245,36 @@
 
   function createConnector(fields) {
     if (fields.secretSettings && !fields.secretSettings.length) { delete fields.secretSettings; }  // the default rule
-    setSaving(connectorForm, true);
-    api("POST", "/connectors", { fields: fields }).then(function (connector) {
-      saved("connector", connector, T.connector_added);
-      state.returnFocus = function () { return connectorButton(connector.id); };
-    }).catch(function (error) {
-      handleSaveError(connectorForm, error);
-    }).then(function () { setSaving(connectorForm, false); });
+    createObject("connector", fields, connectorButton);
   }
 
-  function askDeleteConnector(connector) {
-    confirmDialog({ title: format(T.connector_delete_title, { title: connector.title }), text: T.connector_delete_text,
+  // POST /connectors or /sources; after the editor closes, focus goes to the new item's button.
+  function createObject(kind, fields, buttonOf) {
+    var form = KINDS_OF_OBJECT[kind].form();
+    setSaving(form, true);
+    api("POST", "/" + kind + "s", { fields: fields }).then(function (item) {
+      saved(kind, item, T[kind + "_added"]);
+      state.returnFocus = function () { return buttonOf(item.id); };
+    }).catch(function (error) {
+      handleSaveError(form, error);
+    }).then(function () { setSaving(form, false); });
+  }
+
+  // Asks first; Bitrix24's refusal (sources still use the connector, datasets use the source) is shown
+  // and focus goes back to the delete button. `after()` runs once deleted, `failed(error)` on a refusal.
+  function confirmAndDelete(kind, item, after, failed) {
+    confirmDialog({ title: format(T[kind + "_delete_title"], { title: item.title }), text: T[kind + "_delete_text"],
                     yes: T.delete_for_good, no: T.cancel, danger: true, safeNo: true }).then(function (sure) {
       if (!sure) { return; }
-      api("DELETE", "/connectors/" + connector.id).then(function () {
-        removeById(state.connectors, connector.id);
+      api("DELETE", "/" + kind + "s/" + item.id).then(function () {
+        removeById(KINDS_OF_OBJECT[kind].list(), item.id);
         renderList();
-        notify("success", format(T.connector_deleted, { title: connector.title }));
-        $("#connectors-heading").focus();
+        notify("success", format(T[kind + "_deleted"], { title: item.title }));
+        after();
       }).catch(function (error) {
         notifyError(error);
-        var again = $('[data-connector-id="' + connector.id + '"] [data-action="delete-connector"]');
+        if (failed) { failed(error); }
+        var again = $("[data-" + kind + '-id="' + item.id + '"] [data-action="delete-' + kind + '"]');
         if (again) { again.focus(); }
       });
     });
@@ -1279,33 +1297,8 @@
   }
 
   function createSource(fields) {
-    var body = { connectorId: state.source.connectorId, title: fields.title,
-                 description: fields.description || "", settings: fields.settings || {} };
-    setSaving(sourceForm, true);
-    api("POST", "/sources", { fields: body }).then(function (source) {
-      saved("source", source, T.source_added);
-      state.returnFocus = function () { return sourceButton(source.id); };
-    }).catch(function (error) {
-      handleSaveError(sourceForm, error);
-    }).then(function () { setSaving(sourceForm, false); });
-  }
-
-  function askDeleteSource(source) {
-    confirmDialog({ title: format(T.source_delete_title, { title: source.title }), text: T.source_delete_text,
-                    yes: T.delete_for_good, no: T.cancel, danger: true, safeNo: true }).then(function (sure) {
-      if (!sure) { return; }
-      api("DELETE", "/sources/" + source.id).then(function () {
-        removeById(state.sources, source.id);
-        renderList();
-        notify("success", format(T.source_deleted, { title: source.title }));
-        connectorButton(source.connectorId).focus();
-      }).catch(function (error) {
-        notifyError(error);
-        setItemStatus(source.id, "error", error.message || T.network_error, error.code);
-        var again = $('[data-source-id="' + source.id + '"] [data-action="delete-source"]');
-        if (again) { again.focus(); }
-      });
-    });
+    createObject("source", { connectorId: state.source.connectorId, title: fields.title,
+                             description: fields.description || "", settings: fields.settings || {} }, sourceButton);
   }
 
   // "Test connection": what Bitrix24 would see from the connector's urlCheck, shown under the source.
@@ -1378,6 +1371,9 @@
       renderWelcome();
     }).catch(function (error) { showListError(list, error); });
   }
+
+  // A database's source is in the connector list too: its title, or whether it exists, changed with it.
+  function reloadDatabasesAndSources() { return Promise.all([loadDatabases(), loadList()]); }
 
   function mayAddDatabases() { return canEdit && offeredKinds().length > 0; }
 
@@ -1501,7 +1497,7 @@
     $('[data-action="confirm-delete"]', box).textContent = T.database_deleting;
     api("DELETE", "/databases/" + database.id).then(function () {
       notify("success", format(T.database_deleted, { title: database.title }));
-      return loadDatabases().then(focusDatabases);
+      return reloadDatabasesAndSources().then(focusDatabases);
     }, function (error) {
       cancelDelete(box, remove);
       setStatus(item, "error", error.message || T.network_error, error.code);
@@ -1561,6 +1557,7 @@
     state.database = database;
     clearErrors(databaseForm);
     $('#database-editor [data-bind="heading"]').textContent = database ? database.title : T.database_new;
+    showLastChange($("#database-editor"), database);
     fillKinds(values.kind);
     ["title", "description", "host", "database", "user", "schema"].forEach(function (name) {
       elements[name].value = values[name] || "";
@@ -1756,19 +1753,31 @@
     var adding = !state.database;
     var body = adding ? newDatabase(fields) : databaseChanges(fields);
     if (!Object.keys(body).length) { notify("info", T.nothing_changed); return; }
-    setDatabaseSaving(true);
-    var saving = adding ? api("POST", "/databases", body) : api("PATCH", "/databases/" + state.database.id, body);
-    saving.then(function (result) {
-      var id = adding ? result.id : state.database.id;
-      setDatabaseSaving(false);
-      notify("success", adding ? format(T.database_added, { id: result.sourceId }) : T.saved);
-      showView("list-view");
-      state.returnFocus = function () { return databaseButton(id); };
-      return loadDatabases().then(restoreFocus);
-    }, function (error) {
-      setDatabaseSaving(false);
-      handleDatabaseError(error);
-    });
+    // An edit sends the version it loaded; a 409 EDIT_CONFLICT shows both versions (resolveConflict).
+    function send(version) {
+      setDatabaseSaving(true);
+      var saving = adding ? api("POST", "/databases", body)
+        : api("PATCH", "/databases/" + state.database.id, withVersion(body, version));
+      return saving.then(function (result) {
+        var id = adding ? result.id : state.database.id;
+        setDatabaseSaving(false);
+        notify("success", adding ? format(T.database_added, { id: result.sourceId }) : T.saved);
+        showView("list-view");
+        state.returnFocus = function () { return databaseButton(id); };
+        return reloadDatabasesAndSources().then(restoreFocus);
+      }, function (error) {
+        setDatabaseSaving(false);
+        if (error.code === "EDIT_CONFLICT" && error.conflict) { return resolveConflict("database", send, error); }
+        handleDatabaseError(error);
+      });
+    }
+    send(adding ? null : state.database.version);
+  }
+
+  function withVersion(body, version) {
+    var copy = { ifVersion: version };
+    Object.keys(body).forEach(function (name) { copy[name] = body[name]; });
+    return copy;
   }
 
   function isShown(name) {

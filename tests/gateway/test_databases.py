@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from bitrix_app.models import Database
@@ -184,8 +185,9 @@ def test_bi_builder_builds_a_table_and_queries_it(added, fake, installed_portal,
 
 
 def test_a_plan_adds_a_database_then_changes_nothing(runner, tmp_path, installed_portal, app, monkeypatch,
-                                                    sample_databases):
+                                                    sample_databases, admin):
     monkeypatch.setenv("PLAN_DB_PASSWORD", "")
+    monkeypatch.setenv("BITRIX_OPERATOR", "plan-bot")
     pg = sample_databases["postgresql"]
     plan = tmp_path / "plan.yaml"
     plan.write_text(f"""
@@ -208,6 +210,12 @@ databases:
     plan.write_text(plan.read_text().replace("tables: [orders]", "tables: [orders, paid_orders]"))
     third = runner.invoke(args=["plan", "apply", str(plan)])
     assert "tables: orders -> orders, paid_orders" in third.output
+    [source_id] = installed_portal.sources
+    entries = history_of(admin, source_id)
+    assert [(entry["action"], entry["actor"]["name"], entry["via"]) for entry in entries] == [
+        ("update", "plan-bot", "plan"), ("create", "plan-bot", "plan")]
+    assert entries[0]["changes"][0] == {"field": "database.tables", "old": "orders", "new": "orders, paid_orders",
+                                        "secret": False}
 
 
 def test_a_source_deleted_in_bitrix24_is_created_again_on_the_next_save(admin, added, installed_portal, app):
@@ -223,3 +231,104 @@ def test_a_source_deleted_in_bitrix24_is_created_again_on_the_next_save(admin, a
     settings = {entry["code"]: entry["value"] for entry in recreated["settings"]}
     connector = installed_portal.connectors[recreated["connectorId"]]
     assert Endpoints(connector, settings).post("check").status_code == 200
+
+
+# --- change history and concurrent edits ---------------------------------------------------------
+
+def history_of(admin, source_id: int) -> list[dict]:
+    response = admin.get(f"/sources/{source_id}/history")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["result"]
+
+
+@pytest.mark.parametrize("kind", ["postgresql"])
+def test_every_write_is_in_the_sources_history_with_the_password_masked(admin, added, installed_portal):
+    result, source = added
+    [created] = history_of(admin, source["id"])
+    assert created["action"] == "create" and created["via"] == "tab"
+    assert created["actor"] == {"kind": "user", "id": 1, "name": "Anna Admin"}
+    assert {"field": "database.title", "old": None, "new": "Orders (postgresql)", "secret": False} in created["changes"]
+
+    response = admin.patch(f"/databases/{result['id']}", json={"title": "Renamed", "password": "n3w-pass-word",
+                                                               "rotateSecret": True})
+    assert response.status_code == 200, response.get_json()
+    updated, _created = history_of(admin, source["id"])
+    changes = {change["field"]: change for change in updated["changes"]}
+    assert set(changes) == {"database.title", "database.password", "settings.secret"}
+    assert (changes["database.title"]["old"], changes["database.title"]["new"]) == ("Orders (postgresql)", "Renamed")
+    assert changes["database.password"] == {"field": "database.password", "old": None, "new": "***", "secret": True}
+    assert not updated["revertible"]  # the entry holds these values, not the source
+    assert admin.post(f"/history/{updated['id']}/revert", json={}).get_json()["error"] == "NOT_REVERTIBLE"
+    stored = json.dumps(history_of(admin, source["id"]))
+    assert "n3w-pass-word" not in stored and source["settings"][0]["value"] not in stored
+
+    item = response.get_json()["result"]["item"]
+    assert item["lastChange"]["via"] == "tab" and item["lastChange"]["actor"]["name"] == "Anna Admin"
+    assert admin.delete(f"/databases/{result['id']}").status_code == 200
+    assert [entry["action"] for entry in history_of(admin, source["id"])] == ["delete", "update", "create"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite"])
+def test_an_edit_from_an_older_version_is_a_conflict_and_changes_nothing(admin, added, installed_portal):
+    result, source = added
+    loaded = admin.get(f"/databases/{result['id']}").get_json()["result"]
+    first = admin.patch(f"/databases/{result['id']}", json={"title": "Theirs", "ifVersion": loaded["version"]})
+    assert first.status_code == 200, first.get_json()
+    assert first.get_json()["result"]["item"]["version"] != loaded["version"]
+
+    late = admin.patch(f"/databases/{result['id']}", json={"title": "Mine", "ifVersion": loaded["version"]})
+
+    assert late.status_code == 409 and late.get_json()["error"] == "EDIT_CONFLICT"
+    conflict = late.get_json()["conflict"]
+    assert conflict["fields"] == [{"field": "title", "yours": "Mine", "theirs": "Theirs"}]
+    assert conflict["lastChange"]["actor"]["name"] == "Anna Admin" and conflict["current"]["title"] == "Theirs"
+    assert source["title"] == "Theirs" and len(history_of(admin, source["id"])) == 2
+    bad = admin.patch(f"/databases/{result['id']}", json={"title": "Mine", "ifVersion": ["1"]})
+    assert bad.status_code == 400 and bad.get_json()["error"] == "INVALID_VERSION"
+    again = admin.patch(f"/databases/{result['id']}",
+                        json={"title": "Mine", "ifVersion": conflict["current"]["version"]})
+    assert again.status_code == 200 and source["title"] == "Mine"
+
+
+@pytest.mark.parametrize("kind", ["sqlite"])
+def test_the_api_flags_the_gateways_own_connectors_and_sources(admin, added, open_tab, fake, installed_portal):
+    result, source = added
+    custom = fake.seed_demo(installed_portal)
+    connectors = {item["id"]: item for item in admin.get("/connectors").get_json()["result"]}
+    assert connectors[source["connectorId"]]["gateway"] is True
+    assert connectors[custom["connector_id"]]["gateway"] is False
+    sources = {item["id"]: item for item in admin.get("/sources").get_json()["result"]}
+    assert sources[source["id"]]["gateway"] is True
+    assert [item["gateway"] for item in sources.values() if item["id"] != source["id"]] == [False, False]
+    assert admin.get(f"/sources/{source['id']}").get_json()["result"]["gateway"] is True
+    assert admin.delete(f"/sources/{source['id']}").get_json()["error"] == "GATEWAY_SOURCE"  # still refused
+
+
+def test_a_plan_with_if_unchanged_skips_a_database_changed_meanwhile(runner, tmp_path, admin, sample_databases,
+                                                                      monkeypatch):
+    from bitrix_app.gateway.databases import DatabaseService
+
+    added = admin.post("/databases", json={"title": "Warehouse", **sample_databases["sqlite"]})
+    assert added.status_code == 201, added.get_json()
+    database_id = added.get_json()["result"]["id"]
+    diff_only = DatabaseService.changes
+    meanwhile = []
+
+    def another_admin_saves_after_the_diff(self, raw_id, fields):
+        outcome = diff_only(self, raw_id, fields)
+        if not meanwhile:  # once: the other admin's own save runs through here too
+            meanwhile.append(None)
+            meanwhile[0] = admin.patch(f"/databases/{raw_id}", json={"description": "Someone else"})
+        return outcome
+
+    monkeypatch.setattr(DatabaseService, "changes", another_admin_saves_after_the_diff)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("databases:\n  - match: {title: Warehouse}\n    fields: {description: From the plan}\n")
+
+    result = runner.invoke(args=["plan", "apply", str(plan), "--if-unchanged", "--json"])
+
+    assert result.exit_code == 1, result.output
+    assert meanwhile and meanwhile[0].status_code == 200, result.output
+    [update] = json.loads(result.output)["portals"][0]["updates"]
+    assert update["error_code"] == "EDIT_CONFLICT" and not update["applied"]
+    assert admin.get(f"/databases/{database_id}").get_json()["result"]["description"] == "Someone else"

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from dotenv import dotenv_values
+
+from bitrix_app.sandbox.runner import env_file_text, write_private_file
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTANCE = ROOT / "instance"
@@ -148,3 +151,20 @@ def test_a_bad_port_setting_is_one_line():
 
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "Error: SANDBOX_APP_PORT must be a port number (1-65535), not '50o0'."
+
+
+def test_the_env_file_gives_the_cli_every_value_as_it_is(tmp_path):
+    values = {"DATABASE_URL": "sqlite:////srv/$HOME/sandbox.db", "SECRET_KEY": 'a"b\\c', "NAME": "it's"}
+    path = tmp_path / "sandbox.env"
+    write_private_file(path, env_file_text(values))
+    assert dotenv_values(path) == values
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_planted_link_at_the_temporary_name_is_not_written_through(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched")
+    (tmp_path / f".sandbox.env.{os.getpid()}").symlink_to(target)
+    write_private_file(tmp_path / "sandbox.env", "SECRET_KEY='x'\n")
+    assert target.read_text() == "untouched"
+    assert (tmp_path / "sandbox.env").read_text() == "SECRET_KEY='x'\n"
