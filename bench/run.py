@@ -15,6 +15,12 @@ with the date and the machine, to bench/results.md.
    token endpoint and failed calls, ours vs b24pysdk.
 4. (extra) 4 jobs at once on one portal, 20 cheap calls each: whether the rate limit is kept
    when several processes share a portal.
+5. One call through BitrixClient against a bare pooled `requests` call (SQLite, PostgreSQL with
+   --probe-postgres, Redis), with and without the shared limiter.
+6. Growth: the same plan over 200, 1,000 and 5,000 portals (--growth): wall against the ideal,
+   requests and database round trips per portal, peak RSS (VmHWM) of the plan process.
+
+The results file gets a summary of the issue's targets; sections other benchmarks wrote stay.
 
 The peers are patched at runtime, in this process only, to reach the fake: b24pysdk hard-codes
 https://<domain>/rest and https://oauth.bitrix24.tech; fast-bitrix24 takes a base URL.
@@ -589,8 +595,8 @@ def scenario_growth(sandbox: Sandbox, sizes: list[int], workers: int, latency: f
         engine.dispose()
         members, logged = {portal.member_id for portal in portals}, len(sandbox.fake.requests_log)
         cpu_before = time.process_time()  # this process is the fake (the plan runs in a child)
-        wall, (counts, requests, statements, (rss, rss_before), plan_cpu) = in_child(growth_child, sandbox.settings, database_url, "g",
-                                                             workers)
+        wall, (counts, requests, statements, (rss, rss_before), plan_cpu) = in_child(
+            growth_child, sandbox.settings, database_url, "g", workers)
         fake_cpu = time.process_time() - cpu_before
         entries = [entry for entry in sandbox.fake.requests_log[logged:]
                    if entry["member_id"] in members and not entry["in_batch"]]
@@ -601,7 +607,8 @@ def scenario_growth(sandbox: Sandbox, sizes: list[int], workers: int, latency: f
                         fake_requests, answers_503, failed=size - counts.get("changed", 0),
                         note=f"{wall / ideal:.2f} × the ideal {ideal:.1f} s; {per_portal:.1f} database round trips "
                              f"per portal ({statements['app'] / size:.1f} app + {statements['limiter'] / size:.1f} "
-                             f"limiter); peak RSS {rss:.0f} MB ({rss_before:.0f} MB before the run); fake CPU {fake_cpu:.0f} s "
+                             f"limiter); peak RSS {rss:.0f} MB ({rss_before:.0f} MB before the run); "
+                             f"fake CPU {fake_cpu:.0f} s "
                              f"({fake_cpu / wall:.2f} of one core), plan process CPU {plan_cpu:.0f} s "
                              f"({plan_cpu / wall:.2f})",
                         figures={"ratio": wall / ideal, "rss": rss, "round_trips": per_portal}))
@@ -670,7 +677,8 @@ def targets(rows: list[Row]) -> list[str]:
     growth = [row for row in rows if row.scenario.startswith("6.")]
     if growth:
         last = growth[-1]
-        lines.append(f"- Scenario 6: {last.scenario.split(', ')[1]} at **{last.figures['ratio']:.2f} ×** the ideal wall "
+        lines.append(f"- Scenario 6: {last.scenario.split(', ')[1]} at **{last.figures['ratio']:.2f} ×** "
+                     "the ideal wall "
                      f"(target ≤ 2 ×: {verdict(last.figures['ratio'], 2.0)}); peak RSS "
                      + " / ".join(f"{row.figures['rss']:.0f}" for row in growth) + " MB for "
                      + " / ".join(row.scenario.split(", ")[1].split()[0] for row in growth) + " portals; "

@@ -316,7 +316,10 @@ def test_plans_record_their_changes(bitrix, demo_portal, monkeypatch):
 def test_a_plan_records_the_changes_of_all_its_updates_in_one_insert(bitrix, demo_portal):
     inserts = []
     engine = bitrix.session_factory.kw["bind"]
-    seen = lambda _c, _cur, statement, *_: inserts.append(statement) if "INSERT INTO change_history" in statement else None  # noqa: E731
+
+    def seen(_connection, _cursor, statement, *_):
+        if "INSERT INTO change_history" in statement:
+            inserts.append(statement)
     event.listen(engine, "before_cursor_execute", seen)
     plan = parse_plan({"connectors": [{"match": {"id": connector_id(demo_portal)}, "fields": {"description": "bulk"}}],
                        "sources": [{"match": {"id": source_id(demo_portal, n)}, "fields": {"description": "bulk"}}

@@ -212,7 +212,7 @@ def writes_in_flight(monkeypatch):
             seen.now += 1
             seen.started.append((len(commands), seen.now))
         try:
-            time.sleep(0.05)  # long enough for batches sent together to overlap
+            time.sleep(0.3)  # long enough for batches sent together to overlap, even on a busy machine
             return send(self, url, payload)
         finally:
             with seen.lock:

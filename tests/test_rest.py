@@ -207,7 +207,8 @@ def test_without_a_proxy_the_environment_is_not_searched_on_every_request(fake, 
     import requests.sessions
 
     tokens = fake.issue_tokens(installed_portal, installed_portal.admin)
-    client = BitrixClient(installed_portal.client_endpoint, StaticCredentials(tokens["access_token"]), make_http_session())
+    credentials = StaticCredentials(tokens["access_token"])
+    client = BitrixClient(installed_portal.client_endpoint, credentials, make_http_session())
     searched = lambda *args, **kwargs: pytest.fail("the environment was searched for this request")  # noqa: E731
     no_proxy_environment.setattr(requests.sessions, "get_environ_proxies", searched)
     no_proxy_environment.setattr(requests.sessions, "get_netrc_auth", searched)

@@ -234,6 +234,18 @@ def test_a_new_pair_at_the_same_version_is_not_mistaken_for_the_remembered_token
     assert bitrix.tokens.remembered(member_id).value == reply["access_token"]
 
 
+def test_a_token_read_before_another_threads_refresh_does_not_replace_the_newer_one(fake, installed_portal, bitrix):
+    member_id = installed_portal.member_id
+    with bitrix.session_factory() as session:  # a slow reader holds the row as it was before the refresh
+        stale_row = session.scalars(select(PortalToken)).one()
+        session.expunge(stale_row)
+    fresh = bitrix.tokens.refresh(member_id, stale_row.version, bitrix.oauth.refresh)
+
+    bitrix.tokens._remember(member_id, stale_row)  # the slow reader finishes
+
+    assert bitrix.tokens.remembered(member_id).value == fresh.value
+
+
 # --- looking a portal up by domain (issue 7) ---------------------------------------------------------
 
 def add_portal_row(bitrix, member_id: str, domain: str) -> None:

@@ -204,6 +204,9 @@ class TokenStore:
 
     def _keep(self, member_id: str, token: AccessToken, ciphertext: str) -> None:
         with self._remembered_lock:
+            known = self._remembered.get(member_id)
+            if known is not None and known[0].version > token.version and known[0].expires_at > token.expires_at:
+                return  # read before another thread's refresh committed: keep the newer token
             self._remembered[member_id] = (token, ciphertext)
             self._remembered.move_to_end(member_id)
             while len(self._remembered) > self.max_remembered:
