@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import yaml
-from sqlalchemy import literal, select, union_all
 
 from . import php_form
 from .automation import (
@@ -47,9 +46,9 @@ from .automation import (
     run_for_portals,
     seconds_until,
 )
-from ..models import Database, GatewayConnector, Portal
 from .biconnector import Biconnector, normalize_settings
 from .errors import BitrixError
+from .gateway_objects import GatewayObjects
 from .history import Actor, History, connector_changes, source_changes, version_of
 from .messages import explain, text
 from .rest import BATCH_LIMIT, BitrixClient
@@ -313,38 +312,17 @@ class PortalChanges:
     is_secret: Callable[[int | None, str], bool] | None = None
 
 
-@dataclass(frozen=True)
-class GatewayObjects:
-    """The ids of one portal's connectors and sources that this app's gateway manages: plans leave
-    them to `databases:` (deleting one would break a database; its source holds the gateway's key)."""
-
-    connector_ids: frozenset[int] = frozenset()
-    source_ids: frozenset[int] = frozenset()
-
-    @classmethod
-    def of_portal(cls, session_factory, member_id: str) -> GatewayObjects:
-        """One statement: a plan over thousands of portals pays for every round trip."""
-        portal_id = select(Portal.id).where(Portal.member_id == member_id).scalar_subquery()
-        statement = union_all(
-            select(literal("connector"), GatewayConnector.connector_id).where(GatewayConnector.portal_id == portal_id),
-            select(literal("source"), Database.source_id).where(Database.portal_id == portal_id,
-                                                                Database.source_id.is_not(None)))
-        with session_factory() as db:
-            rows = db.execute(statement).all()
-        return cls(frozenset(object_id for kind, object_id in rows if kind == "connector"),
-                   frozenset(object_id for kind, object_id in rows if kind == "source"))
-
-    def refusal(self, update: Update) -> str | None:
-        """Why the plan may not make this change, or None. A gateway source's title and
-        description may change; its settings hold the gateway's key and secret."""
-        if update.kind == "source" and update.object_id in self.source_ids and (
-                update.action == "delete" or "settings" in update.payload):
-            return text("GATEWAY_SOURCE", "en")
-        if update.kind == "source" and update.action == "add" and update.payload.get("connectorId") in self.connector_ids:
-            return text("GATEWAY_CONNECTOR_SOURCE", "en")
-        if update.kind == "connector" and update.action == "delete" and update.object_id in self.connector_ids:
-            return text("GATEWAY_CONNECTOR", "en")
-        return None
+def _gateway_refusal(gateway: GatewayObjects, update: Update) -> str | None:
+    """Why a plan may not make this change, or None. A gateway source's title and description
+    may change; its settings hold the gateway's key and secret."""
+    if update.kind == "source" and update.object_id in gateway.source_ids and (
+            update.action == "delete" or "settings" in update.payload):
+        return text("GATEWAY_SOURCE", "en")
+    if update.kind == "source" and update.action == "add" and update.payload.get("connectorId") in gateway.connector_ids:
+        return text("GATEWAY_CONNECTOR_SOURCE", "en")
+    if update.kind == "connector" and update.action == "delete" and update.object_id in gateway.connector_ids:
+        return text("GATEWAY_CONNECTOR", "en")
+    return None
 
 
 def plan_changes(plan: Plan, connectors: list[dict], sources: list[dict],
@@ -395,7 +373,7 @@ def _without_gateway_objects(result: PortalChanges, gateway: GatewayObjects | Ca
     gateway = gateway() if callable(gateway) else gateway
     kept = []
     for update in result.updates:
-        refusal = gateway.refusal(update)
+        refusal = _gateway_refusal(gateway, update)
         if refusal:
             result.problems.append(f"{update.describe()}: {refusal}")
         else:

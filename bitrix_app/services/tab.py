@@ -22,11 +22,12 @@ from typing import Mapping
 from sqlalchemy import select
 
 from ..logging_setup import escaped
-from ..models import Database, GatewayConnector, Portal, PortalStatus
+from ..models import Database, Portal, PortalStatus
 from . import lifecycle
 from .biconnector import Biconnector, Connector, Source, normalize_settings
 from .bitrix import Bitrix
 from .errors import PORTAL_UNINSTALLED, BitrixError, PortalUnavailable, Rejected
+from .gateway_objects import GatewayObjects
 from .history import (
     CONNECTOR,
     SOURCE,
@@ -613,20 +614,11 @@ class TabService:
             return check_result("error_status", exc.status, self.lang, detail=exc.message)
         return check_result("ok", 200, self.lang)
 
-    def _gateway_connector_ids(self) -> set[int]:
-        with self.bitrix.session_factory() as db:
-            portal = portal_by_member_id(db, self.session.member_id)
-            if portal is None:
-                return set()
-            return set(db.scalars(select(GatewayConnector.connector_id).where(GatewayConnector.portal_id == portal.id)))
+    def _gateway_connector_ids(self) -> frozenset[int]:
+        return GatewayObjects.of_portal(self.bitrix.session_factory, self.session.member_id).connector_ids
 
-    def _gateway_source_ids(self) -> set[int]:
-        with self.bitrix.session_factory() as db:
-            portal = portal_by_member_id(db, self.session.member_id)
-            if portal is None:
-                return set()
-            return set(db.scalars(select(Database.source_id).where(Database.portal_id == portal.id,
-                                                                   Database.source_id.is_not(None))))
+    def _gateway_source_ids(self) -> frozenset[int]:
+        return GatewayObjects.of_portal(self.bitrix.session_factory, self.session.member_id).source_ids
 
     def _gateway_database(self, source_id: int) -> Database | None:
         with self.bitrix.session_factory() as db:
