@@ -381,8 +381,6 @@ def test_databases_add_explains_a_refused_connection(runner, installed_portal):
 
 
 def test_sync_connectors_dry_run_then_for_real(runner, installed_portal, app, fake):
-    from bitrix_app.gateway.connectors import definition  # noqa: F401  (the definitions the sync compares with)
-
     victim = next(item for item in installed_portal.connectors.values() if "/gateway/" in item["urlCheck"])
     victim["title"] = "Changed on the portal"
     dry = invoke(runner, "portals", "sync-connectors", "--all", "--dry-run")

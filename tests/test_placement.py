@@ -303,15 +303,6 @@ def test_active_portal_tokens_carry_no_grant(fake, bitrix, installed_portal, rea
     assert read_session(session_token_in(page)).reseed_grant is None
 
 
-# --- helpers ---------------------------------------------------------------------------------
-
-def _origin(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 # --- header building blocks ------------------------------------------------------------------
 
 def _user(domain: str, endpoint: str):

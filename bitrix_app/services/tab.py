@@ -17,6 +17,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Mapping
 
 from sqlalchemy import select
@@ -353,8 +354,9 @@ class TabService:
 
     # reading
 
-    @property
+    @cached_property
     def secret_settings(self) -> SecretSettings:
+        """One per service (a request or a CLI command): the choices are read once, not per source."""
         return SecretSettings(self.bitrix.session_factory, self.session.member_id)
 
     def connectors(self) -> list[dict]:
