@@ -358,8 +358,8 @@ def test_a_plan_with_if_unchanged_skips_what_changed_after_its_diff(bitrix, demo
     runner = PlanRunner(bitrix, plan, sleep=lambda s: None, if_unchanged=True)
     read_and_compare = runner._read_and_compare
 
-    def someone_edits_after_the_diff(client):
-        changes = read_and_compare(client)
+    def someone_edits_after_the_diff(client, *ride):
+        changes = read_and_compare(client, *ride)
         demo_portal.connectors[connector_id(demo_portal)]["title"] = "Edited meanwhile"
         return changes
 

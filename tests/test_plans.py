@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import event, select
 
-from bitrix_app.models import Database, GatewayConnector, Portal
+from bitrix_app.models import ChangeRecord, Database, GatewayConnector, Portal
 from bitrix_app.services import plans
 from bitrix_app.services.plans import PlanError, PlanRunner, parse_plan
 from bitrix_app.services.rest import BitrixClient
@@ -222,21 +222,35 @@ def writes_in_flight(monkeypatch):
     return seen
 
 
-def test_120_updates_of_a_fast_foreign_connector_go_out_in_full_batches_after_a_probe(
+def updates_per_write_batch(fake, portal) -> list[int]:
+    return [sum(method in WRITE_METHODS for method in methods) for methods in write_batches(fake, portal)]
+
+
+def host_updates(ids) -> dict:
+    return {"sources": [{"match": {"id": source_id}, "fields": {"settings": {"host": f"db{n}.example.com"}}}
+                        for n, source_id in enumerate(ids)]}
+
+
+def stored_hosts(portal, ids) -> list[str]:
+    return [{row["code"]: row["value"] for row in portal.sources[i]["settings"]}["host"] for i in ids]
+
+
+def test_120_updates_of_a_fast_foreign_connector_are_measured_inside_the_read_then_go_in_full_batches(
         runner, fake, installed_portal, tmp_path, one_write_batch_at_a_time):
     connector_id = fake.seed_demo(installed_portal)["connector_id"]
     ids = [fake.seed_source(installed_portal, {"title": f"Shop {n}", "connectorId": connector_id,
                                                "settings": {"host": "old.example.com"}}) for n in range(120)]
-    plan = {"sources": [{"match": {"id": source_id}, "fields": {"settings": {"host": f"db{n}.example.com"}}}
-                        for n, source_id in enumerate(ids)]}
+    fake.clear_log()
 
-    result = apply(runner, write_plan(tmp_path, json.dumps(plan), "plan.json"))
+    result = apply(runner, write_plan(tmp_path, json.dumps(host_updates(ids)), "plan.json"))
 
     assert result.exit_code == 0, result.output
     # Its urlCheck time is unknown at first: 5, then as many as its measured time allows (at most 50).
-    assert batch_sizes(fake, installed_portal) == [5, 50, 50, 15]
-    stored = [{row["code"]: row["value"] for row in installed_portal.sources[i]["settings"]}["host"] for i in ids]
-    assert stored == [f"db{n}.example.com" for n in range(120)]
+    assert updates_per_write_batch(fake, installed_portal) == [5, 50, 50, 15]
+    # The 5 rode in the read's second request, with its further pages: 2 reads and 3 more batches.
+    assert "biconnector.source.list" in write_batches(fake, installed_portal)[0]
+    assert fake.count_requests(installed_portal) == 2 + 3
+    assert stored_hosts(installed_portal, ids) == [f"db{n}.example.com" for n in range(120)]
 
 
 def test_one_bad_item_in_a_batch_is_reported_and_the_others_land(runner, fake, demo, tmp_path):
@@ -460,8 +474,8 @@ def error_pages_after_the_reads(monkeypatch):
     def arrange(portal, count: int) -> None:
         read_and_compare = PlanRunner._read_and_compare
 
-        def read_then_fail(self, client):
-            changes = read_and_compare(self, client)
+        def read_then_fail(self, client, *ride):
+            changes = read_and_compare(self, client, *ride)
             portal.html_5xx = count
             return changes
 
@@ -588,6 +602,205 @@ def test_a_check_url_measured_on_one_portal_is_not_probed_again_on_the_next(fake
     assert [report.status for report in reports] == ["changed", "changed"]
     assert batch_sizes(fake, first) == [5, 50, 5]
     assert batch_sizes(fake, second) == [50, 10]  # the same demo connector's urlCheck, measured on the first
+
+
+# --- the measuring batch rides in the read (issue 10) ---------------------------------------------
+
+def history_rows(bitrix, portal) -> list[tuple[int, list]]:
+    """(source id, changes) of every history entry of the portal, oldest first."""
+    with bitrix.session_factory() as db:
+        portal_id = db.scalar(select(Portal.id).where(Portal.member_id == portal.member_id))
+        return [(row.object_id, row.changes) for row in db.scalars(
+            select(ChangeRecord).where(ChangeRecord.portal_id == portal_id).order_by(ChangeRecord.id))]
+
+
+def installed_portals(fake, *names):
+    portals = [fake.add_portal(domain=f"{name}.bitrix24.test") for name in names]
+    for portal in portals:
+        fake.install(portal)
+        fake.finish_install(portal)
+    return portals
+
+
+def mixed_batches(fake, portal) -> list[list[str]]:
+    """Batches that read lists and write too."""
+    return [methods for methods in batches(fake, portal)
+            if set(methods) & set(READ_METHODS) and set(methods) & set(WRITE_METHODS)]
+
+
+def test_1000_id_matched_updates_of_a_foreign_connector_take_two_reads_and_twenty_batches(fake, installed_portal,
+                                                                                          bitrix):
+    ids = demo_sources(fake, installed_portal, 1000)
+
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(host_updates(ids), {})).run([installed_portal.member_id])
+
+    assert report.status == "changed", report.reason
+    assert report.requests == 2 + 20  # the 5 measuring updates in the second read, then 995 in batches of 50
+    [read_and_measure] = mixed_batches(fake, installed_portal)
+    assert read_and_measure.count("biconnector.source.update") == 5
+    assert len(source_updates_sent(fake, installed_portal)) == 1000  # each once
+    assert stored_hosts(installed_portal, ids) == [f"db{n}.example.com" for n in range(1000)]
+    assert len(history_rows(bitrix, installed_portal)) == 1000
+
+
+def test_the_report_and_the_history_are_the_same_as_without_the_ride(fake, bitrix, monkeypatch):
+    riding, alone = installed_portals(fake, "riding", "alone")
+    ids = demo_sources(fake, riding, 70)
+    assert demo_sources(fake, alone, 70) == ids
+    plan = parse_plan(host_updates(ids), {})
+
+    [with_ride] = PlanRunner(bitrix.for_jobs(), plan).run([riding.member_id])
+    monkeypatch.setattr(plans, "_rides_along", lambda *_: False)
+    [without] = PlanRunner(bitrix.for_jobs(), plan).run([alone.member_id])
+
+    assert mixed_batches(fake, riding) and not mixed_batches(fake, alone)
+    assert with_ride.requests == without.requests - 1
+    assert [u.to_dict() for u in with_ride.updates] == [u.to_dict() for u in without.updates]
+    assert (with_ride.status, len(with_ride.updates)) == ("changed", 70)
+    assert history_rows(bitrix, riding) == history_rows(bitrix, alone)
+
+
+@pytest.mark.parametrize("case", ["title match", "dry run", "if unchanged", "connector entry"])
+def test_plans_that_may_not_ride_read_first_and_write_after(fake, installed_portal, bitrix, case):
+    ids = demo_sources(fake, installed_portal, 60)
+    connector_id = installed_portal.sources[ids[0]]["connectorId"]
+    plan = description_updates(ids)
+    if case == "title match":
+        plan["sources"][0]["match"] = {"title": "Shop 0"}
+    if case == "connector entry":
+        plan["connectors"] = [{"match": {"id": connector_id}, "fields": {"description": "Also"}}]
+    runner = PlanRunner(bitrix.for_jobs(), parse_plan(plan, {}), dry_run=case == "dry run",
+                        if_unchanged=case == "if unchanged")
+
+    [report] = runner.run([installed_portal.member_id])
+
+    assert report.status == "changed", report.reason
+    assert mixed_batches(fake, installed_portal) == []
+    sent = len(source_updates_sent(fake, installed_portal))
+    assert sent == (0 if case == "dry run" else 60)
+    assert batches(fake, installed_portal)[0] == list(READ_METHODS)  # the first pages, together
+
+
+def test_an_early_update_refused_by_its_check_is_reported_and_not_sent_again(fake, installed_portal, bitrix):
+    ids = demo_sources(fake, installed_portal, 60)
+    plan = description_updates(ids)
+    plan["sources"][1]["fields"] = {"settings": {"token": "bad"}}  # the demo connector's check refuses it
+
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(plan, {})).run([installed_portal.member_id])
+
+    [read_and_measure] = mixed_batches(fake, installed_portal)
+    assert read_and_measure.count("biconnector.source.update") == 5
+    assert len(source_updates_sent(fake, installed_portal)) == 60
+    assert report.status == "failed" and report.reason.startswith(f'source #{ids[1]} "Shop 1"')
+    outcome = [(u.object_id, u.applied, u.error_code) for u in report.updates]
+    assert outcome == [(i, i != ids[1], None if i != ids[1] else "SOURCE_UPDATE_CONNECTION_ERROR") for i in ids]
+    assert sorted(source_id for source_id, _ in history_rows(bitrix, installed_portal)) == sorted(set(ids) - {ids[1]})
+
+
+def test_early_updates_refused_for_the_time_limit_go_out_again_with_the_rest(fake, installed_portal, bitrix):
+    ids = demo_sources(fake, installed_portal, 60)
+    installed_portal.operation_time_limit_methods.add("biconnector.source.update")  # the lists still run
+    sleep = RecordingSleep(installed_portal)
+
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(description_updates(ids), {}), sleep=sleep).run(
+        [installed_portal.member_id])
+
+    assert report.status == "changed", report.reason
+    [read_and_measure] = mixed_batches(fake, installed_portal)  # its 5 updates were refused
+    assert read_and_measure.count("biconnector.source.update") == 5
+    assert sleep.waits  # the next batch met the limit too, waited and sent again
+    assert all(update.applied for update in report.updates)
+    assert all(installed_portal.sources[i]["description"] == "Checked" for i in ids)
+    assert len(history_rows(bitrix, installed_portal)) == 60
+
+
+def test_a_read_and_measure_request_cut_off_is_re_read_and_nothing_is_sent_twice(
+        cloud_time_limit, installed_portal, bitrix, one_write_batch_at_a_time):
+    fake = cloud_time_limit
+    fake.config.url_check_delay = 13.0  # the five checks run (the last starts at 52 s) and end at 65 s: a 504
+    ids = demo_sources(fake, installed_portal, 52)
+
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(description_updates(ids), {})).run(
+        [installed_portal.member_id])
+
+    assert report.status == "changed", report.reason
+    [read_and_measure] = mixed_batches(fake, installed_portal)
+    assert read_and_measure.count("biconnector.source.update") == 5
+    assert [entry["status"] for entry in fake.requests_log if entry["method"] == "batch"][1] == 504
+    assert len(source_updates_sent(fake, installed_portal)) == 52  # the 5 landed: re-read, not sent again
+    assert [u.object_id for u in report.updates] == ids and all(u.applied and not u.error for u in report.updates)
+    rows = history_rows(bitrix, installed_portal)
+    assert sorted(source_id for source_id, _ in rows) == sorted(ids)  # one each, the 5 with what they were before
+    assert all(changes == [{"field": "description", "old": None, "new": "Checked", "secret": False}]
+               for _, changes in rows)
+
+
+def test_a_read_and_measure_request_answered_with_an_error_page_is_re_read_then_sent(fake, installed_portal, bitrix,
+                                                                                     monkeypatch):
+    ids = demo_sources(fake, installed_portal, 60)
+    riding = plans.MeasuringRide.commands
+
+    along = []
+
+    def error_page_next(ride, read, more):
+        installed_portal.html_5xx = 1  # the request these commands go in
+        along.append(riding(ride, read, more))
+        return along[-1]
+
+    monkeypatch.setattr(plans.MeasuringRide, "commands", error_page_next)
+    fake.clear_log()
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(description_updates(ids), {})).run(
+        [installed_portal.member_id])
+
+    assert report.status == "changed", report.reason
+    assert [len(commands) for commands in along] == [5]
+    assert [entry["status"] for entry in fake.requests_log if not entry["in_batch"]][:2] == [200, 500]
+    assert len(source_updates_sent(fake, installed_portal)) == 60  # the error page ran nothing; the re-read said so
+    assert all(update.applied and not update.error for update in report.updates)
+    assert len(history_rows(bitrix, installed_portal)) == 60
+
+
+def test_a_time_limited_page_next_to_the_measuring_batch_reads_again_and_sends_nothing_twice(
+        fake, installed_portal, bitrix, monkeypatch):
+    ids = demo_sources(fake, installed_portal, 60)
+    riding = plans.MeasuringRide.commands
+
+    def pages_refused_next(ride, read, more):
+        if not ride.went_out:  # the read's first try
+            installed_portal.operation_time_limit_methods.add("biconnector.source.list")
+        return riding(ride, read, more)
+
+    monkeypatch.setattr(plans.MeasuringRide, "commands", pages_refused_next)
+    sleep = RecordingSleep(installed_portal)  # lifts the limit
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(description_updates(ids), {}), sleep=sleep).run(
+        [installed_portal.member_id])
+
+    assert report.status == "changed", report.reason
+    assert len(sleep.waits) == 1 and len(mixed_batches(fake, installed_portal)) == 1  # then the read again, alone
+    assert len(source_updates_sent(fake, installed_portal)) == 60
+    assert [u.object_id for u in report.updates] == ids and all(u.applied for u in report.updates)
+    assert len(history_rows(bitrix, installed_portal)) == 60
+
+
+def test_a_list_page_error_after_the_measuring_batch_fails_the_portal_and_reports_what_landed(
+        fake, installed_portal, bitrix, monkeypatch):
+    ids = demo_sources(fake, installed_portal, 60)
+    batch = BitrixClient.batch
+
+    def page_fails_next_to_updates(self, commands, halt=False):
+        outcome = batch(self, commands, halt)
+        if "u0" in commands and "p0" in commands:
+            outcome.errors["p0"] = plans.BitrixError("INTERNAL_SERVER_ERROR", "The list failed.")
+        return outcome
+
+    monkeypatch.setattr(BitrixClient, "batch", page_fails_next_to_updates)
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(description_updates(ids), {})).run(
+        [installed_portal.member_id])
+
+    assert report.status == "failed" and report.code == "INTERNAL_SERVER_ERROR"
+    assert [(u.object_id, u.applied) for u in report.updates] == [(i, True) for i in ids[:5]]
+    assert sorted(source_id for source_id, _ in history_rows(bitrix, installed_portal)) == ids[:5]
+    assert len(source_updates_sent(fake, installed_portal)) == 5
 
 
 # --- only PLAN_ variables may be substituted (issue 10) ---------------------------------------------

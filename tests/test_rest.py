@@ -173,6 +173,68 @@ def test_list_errors_inside_a_batch_are_raised(fake, installed_portal, client):
     assert excinfo.value.code == "VALIDATION_FIELD_NOT_ALLOWED_IN_FILTER"
 
 
+class Rider:
+    """An `Along` that sends `user.admin` with the further pages and records what it saw."""
+
+    def __init__(self, commands=None, meanwhile=lambda: None):
+        self.wanted = {"admin": ("user.admin", {})} if commands is None else commands
+        self.meanwhile = meanwhile  # runs between the read's requests
+        self.seen: list[tuple[dict, set]] = []
+        self.outcomes = []
+
+    def commands(self, read, more):
+        self.seen.append(({name: len(items) for name, items in read.items()}, more))
+        self.meanwhile()
+        return self.wanted
+
+    def take(self, outcome):
+        self.outcomes.append(outcome)
+
+
+LISTS = {"connectors": ("biconnector.connector.list", {}), "sources": ("biconnector.source.list", {})}
+
+
+def test_commands_along_a_read_ride_in_its_second_request_in_place_of_a_speculative_page(
+        fake, installed_portal, client):
+    ids = seed_sources(fake, installed_portal, 120)
+    rider, before = Rider(), fake.count_requests(installed_portal)
+
+    lists = client.list_many(LISTS, along=rider)
+
+    assert {item["id"] for item in lists["sources"]} == ids and len(lists["sources"]) == len(ids)
+    assert fake.count_requests(installed_portal) - before == 2
+    assert rider.seen == [({"connectors": len(installed_portal.connectors), "sources": 50}, {"sources"})]
+    [outcome] = rider.outcomes
+    assert (outcome.results, outcome.errors) == ({"admin": True}, {})  # its own commands only, not the pages
+    assert [entry["method"] for entry in fake.requests_log if entry["in_batch"]][-50:] == \
+        ["biconnector.source.list"] * 49 + ["user.admin"]
+
+
+def test_nothing_rides_when_every_list_fits_its_first_page(fake, installed_portal, client):
+    seed_sources(fake, installed_portal, 10)
+    rider, before = Rider(), fake.count_requests(installed_portal)
+    client.list_many(LISTS, along=rider)
+    assert (rider.seen, rider.outcomes, fake.count_requests(installed_portal) - before) == ([], [], 1)
+
+
+def test_commands_along_get_their_outcome_before_a_page_error_is_raised(fake, installed_portal, client):
+    seed_sources(fake, installed_portal, 60)
+    rider = Rider(meanwhile=lambda: installed_portal.operation_time_limit_methods.add("biconnector.source.list"))
+
+    with pytest.raises(BitrixError) as excinfo:
+        client.list_many(LISTS, along=rider)
+
+    assert excinfo.value.code == "OPERATION_TIME_LIMIT"  # page 2 was refused
+    assert [outcome.results for outcome in rider.outcomes] == [{"admin": True}]
+
+
+@pytest.mark.parametrize("commands", [{"p1": ("user.admin", {})}, {f"a{n}": ("user.admin", {}) for n in range(50)}])
+def test_commands_along_must_leave_a_page_and_the_page_keys_alone(fake, installed_portal, client, commands):
+    seed_sources(fake, installed_portal, 60)
+    with pytest.raises(ValueError):
+        client.list_many(LISTS, along=Rider(commands))
+
+
 def test_list_parameters_a_batch_cannot_carry_are_paged_with_single_calls(fake, installed_portal, client):
     ids = seed_sources(fake, installed_portal, 60)
     before = (fake.count_requests(installed_portal, "biconnector.source.list"), fake.count_requests(installed_portal))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from .rest import BitrixClient
+from .rest import Along, BatchResult, BitrixClient
 
 
 class ConnectorSetting(TypedDict):
@@ -90,6 +90,20 @@ def normalize_source(item: dict) -> Source:
     return item  # type: ignore[return-value]
 
 
+class _Normalizing:
+    """Hands an `Along` the connectors and sources read so far, normalized."""
+
+    def __init__(self, along: Along):
+        self.along = along
+
+    def commands(self, read: dict[str, list], more: set[str]) -> dict[str, tuple[str, dict]]:
+        return self.along.commands({"connectors": [normalize_connector(item) for item in read["connectors"]],
+                                    "sources": [normalize_source(item) for item in read["sources"]]}, more)
+
+    def take(self, outcome: BatchResult) -> None:
+        self.along.take(outcome)
+
+
 class Biconnector:
     def __init__(self, client: BitrixClient):
         self.client = client
@@ -119,10 +133,12 @@ class Biconnector:
     def sources(self, **params) -> list[Source]:
         return [normalize_source(item) for item in self.client.list_all("biconnector.source.list", params)]
 
-    def connectors_and_sources(self) -> tuple[list[Connector], list[Source]]:
-        """Both complete lists in as few requests as paging allows: the first pages together."""
+    def connectors_and_sources(self, along: Along | None = None) -> tuple[list[Connector], list[Source]]:
+        """Both complete lists in as few requests as paging allows: the first pages together.
+        `along` (see BitrixClient.list_many) sees the lists "connectors" and "sources" normalized."""
         lists = self.client.list_many({"connectors": ("biconnector.connector.list", {}),
-                                       "sources": ("biconnector.source.list", {})})
+                                       "sources": ("biconnector.source.list", {})},
+                                      along=_Normalizing(along) if along is not None else None)
         return ([normalize_connector(item) for item in lists["connectors"]],
                 [normalize_source(item) for item in lists["sources"]])
 

@@ -18,7 +18,8 @@ diffs, reports and error messages.
 Per portal: read the current objects (list calls), compute what differs, check the changes with
 the tab's validation, and send only real changes in `batch` calls of up to 50 commands with
 `halt` off, so one bad item is reported while the others land; source updates go in batches small
-enough for their connectors' urlCheck calls to fit Bitrix24's 60 s request limit. A second run
+enough for their connectors' urlCheck calls to fit Bitrix24's 60 s request limit (the first,
+measuring one may ride in the read's second request: MeasuringRide). A second run
 finds nothing to change and sends no write at all. Nothing here creates or deletes objects.
 """
 from __future__ import annotations
@@ -51,7 +52,7 @@ from .errors import BitrixError
 from .gateway_objects import GatewayObjects
 from .history import Actor, History, connector_changes, source_changes, version_of
 from .messages import explain, text
-from .rest import BATCH_LIMIT, BitrixClient
+from .rest import BATCH_LIMIT, BatchResult, BitrixClient
 from .secret_settings import SecretSettings, is_secret_by_default
 from .validation import EndpointPolicy, FieldError, connector_errors, source_errors
 
@@ -549,10 +550,11 @@ def send_updates(client: BitrixClient, updates: list[Update], sleep=time.sleep, 
     are known (measured, or this app's gateway) go out up to PARALLEL_WRITE_BATCHES at once: the
     portal spends most of a batch waiting for the checks, and each request still takes its slot in
     the portal's bucket. Connector updates, and the first batch for an unmeasured check URL, go
-    alone and before what follows them. Batch commands travel as PHP query strings, which cannot
-    carry a real boolean (biconnector checks booleans strictly) nor an empty list or mapping (it
-    leaves no key at all), so e.g. `supportMapping` changes or `settings: []` are sent as single
-    JSON calls.
+    alone and before what follows them (a plan may have sent that measuring batch along with its
+    read already, see MeasuringRide, and passes only the updates still to send). Batch commands
+    travel as PHP query strings, which cannot carry a real boolean (biconnector checks booleans
+    strictly) nor an empty list or mapping (it leaves no key at all), so e.g. `supportMapping`
+    changes or `settings: []` are sent as single JSON calls.
 
     A write whose answer never came (a timeout, an error page) may or may not have landed: the
     objects are read again and only what did not land is sent again, once. Fills in `applied` /
@@ -575,8 +577,9 @@ class CheckTimes:
     """Seconds one update is expected to take on the portal, per connector check URL.
 
     The first guess: fast for connectors served by this app's gateway (`gateway_url`), slow for
-    anyone else's. Then what Bitrix24 reports for each command of a batch (`result_time`), or, for a
-    batch cut off by the time limit, the limit shared among the commands that landed."""
+    anyone else's. Then what Bitrix24 reports for each command of a batch (`result_time`: per
+    command, so list commands in the same batch, see MeasuringRide, do not count), or, for a batch
+    cut off by the time limit, the limit shared among the commands that landed."""
 
     def __init__(self, gateway_url: str = ""):
         self.gateway_url = gateway_url
@@ -720,26 +723,38 @@ def _send_batch(client: BitrixClient, updates: list[Update], times: CheckTimes, 
     for attempt in range(BATCH_RETRIES + 1):
         if not updates:
             return
-        commands = {f"u{n}": (u.method, u.params()) for n, u in enumerate(updates)}
+        commands = _batch_commands(updates)
         try:
             outcome = respecting_operation_limit(lambda: client.batch(commands, halt=False), sleep, clock)
         except BitrixError as exc:
             if _outcome_unknown(exc):
                 raise UnknownOutcome(updates, exc) from None
             raise
-        times.learn(updates, [outcome.seconds.get(key) for key in commands])
-        retry = []
-        for key, update in zip(commands, updates):
-            error = outcome.errors.get(key)
-            if error is None:
-                update.applied = True
-            elif error.code in RETRYABLE_IN_BATCH and attempt < BATCH_RETRIES:
-                retry.append(update)
-            else:
-                update.error, update.error_code = explain(error), error.code
+        retry = _take_outcome(updates, outcome, times, may_retry=attempt < BATCH_RETRIES)
         if retry:
             sleep(seconds_until(client.operating_reset_at.get(retry[0].method), clock))
         updates = retry
+
+
+def _batch_commands(updates: list[Update]) -> dict[str, tuple[str, dict]]:
+    return {f"u{n}": (update.method, update.params()) for n, update in enumerate(updates)}
+
+
+def _take_outcome(updates: list[Update], outcome: BatchResult, times: CheckTimes, may_retry: bool) -> list[Update]:
+    """Apply a batch's answer to its updates (commands u0, u1, …): learn their check times, mark
+    what landed and the errors; returns the updates to send again (RETRYABLE_IN_BATCH, if `may_retry`)."""
+    keys = [f"u{n}" for n in range(len(updates))]
+    times.learn(updates, [outcome.seconds.get(key) for key in keys])
+    retry = []
+    for key, update in zip(keys, updates):
+        error = outcome.errors.get(key)
+        if error is None:
+            update.applied = True
+        elif error.code in RETRYABLE_IN_BATCH and may_retry:
+            retry.append(update)
+        else:
+            update.error, update.error_code = explain(error), error.code
+    return retry
 
 
 def _outcome_unknown(exc: BitrixError) -> bool:
@@ -798,6 +813,65 @@ def _is_portal_failure(exc: BitrixError) -> bool:
     """Errors about the portal or the connection, not about this one object."""
     return exc.code.startswith(("PORTAL_", "NETWORK_")) or exc.status in (401, 403) or exc.code in (
         "expired_token", "invalid_token", "APPLICATION_NOT_FOUND", "PAYMENT_REQUIRED", "INVALID_RESPONSE")
+
+
+# --- the measuring batch, along with the read ----------------------------------------------------
+
+class MeasuringRide:
+    """The measuring batch of a plan, sent along with its read (a `rest.Along`).
+
+    When the first page of sources is full, the read's second request (the further pages) goes out
+    anyway: the first chunk `send_updates` would send for an unmeasured check URL (at most 5 under
+    the time budget) rides in it, and its `result_time` sizes the batches that follow. For the plans
+    `PlanRunner` lets ride (source updates matched by id only, written right away) the diff over the
+    first page and every connector yields exactly the updates the full diff yields for those
+    sources; `merged` then puts the ones sent in their place. Retryable errors leave an update
+    pending (it goes with the rest), others are reported as `send_updates` does."""
+
+    def __init__(self, diff: Callable[[list, list], PortalChanges], times: CheckTimes):
+        self.diff = diff  # (connectors, sources) -> the plan's changes
+        self.times = times
+        self.sent: list[Update] = []
+        self.went_out = False  # answered, or the outcome is unknown: never to be sent blindly again
+        self.is_secret = None  # the diff's judgement, for the history
+
+    def commands(self, read: dict[str, list], more: set[str]) -> dict[str, tuple[str, dict]]:
+        if self.went_out or "connectors" in more:
+            return {}  # a read tried again; or without every connector the diff could differ
+        changes = self.diff(read["connectors"], read["sources"])
+        self.is_secret = changes.is_secret
+        unmeasured = [update for update in changes.updates if _batchable(update) and not self.times.known(update)]
+        first_url = [update for update in unmeasured if update.url_check == unmeasured[0].url_check]
+        self.sent = _next_chunk(deque(first_url), self.times) if first_url else []
+        return _batch_commands(self.sent)
+
+    def take(self, outcome: BatchResult) -> None:
+        self.went_out = True
+        _take_outcome(self.sent, outcome, self.times, may_retry=True)  # those to send again go with the rest
+
+    def forget_unsent(self) -> None:
+        if not self.went_out:
+            self.sent = []
+
+    def merged(self, updates: list[Update], plan: Plan) -> list[Update]:
+        """The full diff's updates with the ones sent in their place. One that landed but that a read
+        repeated after it no longer sees as a change keeps its place in the plan's order."""
+        sent = {update.object_id: update for update in self.sent}
+        merged = [sent.pop(update.object_id, update) for update in updates]
+        if not sent:
+            return merged
+        order: dict[int, int] = {}
+        for index, target in enumerate(plan.sources):
+            order.setdefault(target.match["id"], index)
+        return sorted(merged + list(sent.values()), key=lambda update: order[update.object_id])
+
+
+def _rides_along(plan: Plan, dry_run: bool, if_unchanged: bool) -> bool:
+    """Whether the plan's first updates may be sent with its read: only source updates matched by
+    id (no connector entry to change what a source's diff checks against, no creates or deletes),
+    sent right after the diff."""
+    return bool(plan.sources) and not (plan.connectors or plan.databases or dry_run or if_unchanged) and all(
+        set(target.match) == {"id"} and target.ensure != "absent" for target in plan.sources)
 
 
 # --- one portal, many portals ------------------------------------------------------------------
@@ -865,23 +939,28 @@ class PlanRunner:
 
     def run_portal(self, portal: str) -> PortalReport:
         report = PortalReport(portal)
-        client = None
+        client = ride = None
         try:
             record = self.bitrix.portal(portal)
             report.domain, report.member_id = record.domain, record.member_id
             client = self.bitrix.client_of(record)
-            changes = self._read_and_compare(client)
+            if _rides_along(self.plan, self.dry_run, self.if_unchanged):
+                ride = MeasuringRide(self._differ(record.member_id), self.check_times)
+            changes = self._read_and_compare(client, ride)
             report.updates, report.problems = changes.updates, changes.problems
             if not self.dry_run:
                 unchanged = self._still_unchanged(client, record.member_id, changes.updates)
                 try:
-                    send_updates(client, unchanged, self.sleep, self.clock, times=self.check_times)
+                    unsent = [update for update in unchanged if not update.applied and update.error is None]
+                    send_updates(client, unsent, self.sleep, self.clock, times=self.check_times)
                 finally:
                     self._record_history(record.member_id, unchanged, changes.is_secret)
             if self.plan.databases:
                 report.updates += self._apply_databases(record.member_id)
         except Exception as exc:  # the portal failed as a whole; any kind is reported, never raised
             report.reason, report.code = self.plan.mask(_portal_reason(exc)), _code(exc)
+            if ride is not None and ride.went_out and not report.updates:  # the read failed after it
+                report.updates = ride.sent
             for update in report.updates:
                 if not update.applied and update.error is None:
                     update.error = "not sent: " + report.reason
@@ -945,19 +1024,58 @@ class PlanRunner:
             raise PlanError("This plan declares databases, which only the app's command line can apply.")
         return self.databases(member_id, self.plan.databases, self.dry_run)
 
-    def _read_and_compare(self, client: BitrixClient) -> PortalChanges:
+    def _read_and_compare(self, client: BitrixClient, ride: MeasuringRide | None = None) -> PortalChanges:
+        """Read the portal and diff it with the plan; with a `ride`, the measuring batch goes along
+        with the read (what of it landed is in the history even if the read then fails)."""
+        if ride is not None:
+            try:
+                connectors, sources = self._read_riding(client, ride)
+            except Exception:
+                if ride.went_out:
+                    self._record_history(client.credentials.member_id, ride.sent, ride.is_secret)
+                raise
+            changes = ride.diff(connectors, sources)
+            changes.updates = ride.merged(changes.updates, self.plan)
+            return changes
         biconnector = Biconnector(client)
-        read = lambda fetch: respecting_operation_limit(fetch, self.sleep, self.clock)  # noqa: E731
         # Source updates need them too: their connector's urlCheck decides how many go in one batch.
         if self.plan.sources:
-            connectors, sources = read(biconnector.connectors_and_sources)
+            connectors, sources = self._read(biconnector.connectors_and_sources)
         else:
-            connectors, sources = (read(biconnector.connectors) if self.plan.connectors else []), []
-        member_id = client.credentials.member_id  # the portal's stored token (Bitrix.client)
+            connectors, sources = (self._read(biconnector.connectors) if self.plan.connectors else []), []
+        return self._differ(client.credentials.member_id)(connectors, sources)
+
+    def _read(self, fetch):
+        return respecting_operation_limit(fetch, self.sleep, self.clock)
+
+    def _read_riding(self, client: BitrixClient, ride: MeasuringRide) -> tuple[list[dict], list[dict]]:
+        """Connectors and sources, with the measuring batch along. If that request got no answer,
+        the objects sent are read again (what landed is applied, the rest goes with the other
+        updates), then the lists are read again, alone."""
+        biconnector = Biconnector(client)
+
+        def attempt():
+            ride.forget_unsent()  # a request refused before a retry of the read ran nothing
+            return biconnector.connectors_and_sources(along=ride)
+
+        try:
+            return self._read(attempt)
+        except BitrixError as exc:
+            if ride.went_out or not ride.sent or not _outcome_unknown(exc):
+                raise  # a list page's error after the ride's answer, or a request that did not run
+            unknown = UnknownOutcome(ride.sent, exc)
+        ride.went_out = True
+        for update in _not_landed_after(client, unknown, self.check_times, self.sleep, self.clock):
+            update.error = update.error_code = None
+        return self._read(biconnector.connectors_and_sources)
+
+    def _differ(self, member_id: str) -> Callable[[list, list], PortalChanges]:
+        """The plan's diff for one portal, as (connectors, sources) -> changes; the secret-setting
+        choices and the gateway's objects are read from the database once, when first needed."""
         secrets = SecretSettings(self.bitrix.session_factory, member_id) if self.plan.sources else None
-        return plan_changes(self.plan, connectors, sources, self.bitrix.endpoint_policy,
-                            secrets.is_secret if secrets else None,
-                            lambda: GatewayObjects.of_portal(self.bitrix.session_factory, member_id))
+        gateway = functools.cache(lambda: GatewayObjects.of_portal(self.bitrix.session_factory, member_id))
+        return functools.partial(plan_changes, self.plan, endpoints=self.bitrix.endpoint_policy,
+                                 is_secret=secrets.is_secret if secrets else None, gateway=gateway)
 
     def _settle(self, report: PortalReport) -> None:
         """Turn what happened into changed / unchanged / failed with one readable reason."""

@@ -81,6 +81,17 @@ class PortalMoved(BitrixError):
                          status=status, method=method)
 
 
+class Along(Protocol):
+    """Commands that ride in the second request of a `list_many` read (see there)."""
+
+    def commands(self, read: dict[str, list], more: set[str]) -> dict[str, tuple[str, dict]]:
+        """Batch commands to send with the further pages: `read` holds each list's items so far,
+        `more` names the lists that have further pages. {} sends nothing along."""
+
+    def take(self, outcome: BatchResult) -> None:
+        """Their answers (results, errors, `result_time` seconds), before any list page error is raised."""
+
+
 # Where a client may go after a redirect: (the endpoint that redirected, the Location) -> the
 # portal's confirmed endpoint, or raises BitrixError (see Bitrix.relocated_endpoint).
 Relocate = Callable[[str, str], str]
@@ -192,12 +203,18 @@ class BitrixClient:
         """Every item of one biconnector list (see `list_many`)."""
         return self.list_many({"items": (method, params or {})}, page_size)["items"]
 
-    def list_many(self, lists: dict[str, tuple[str, dict]], page_size: int = PAGE_SIZE) -> dict[str, list]:
+    def list_many(self, lists: dict[str, tuple[str, dict]], page_size: int = PAGE_SIZE,
+                  along: Along | None = None) -> dict[str, list]:
         """Every item of several biconnector lists, by name. They page with `page=1,2,…` until a short
         page (there is no total/next); without an `order` pages may overlap or skip objects, so
         `id ASC` is the default. The first pages go out together (one call, or one batch for several
         lists), then the further pages of every list that filled its first one, speculatively, up
-        to 50 per batch, until each list has had a short page."""
+        to 50 per batch, until each list has had a short page.
+
+        `along`: the first batch of further pages also carries `along.commands(…)` (in place of
+        speculative pages; their keys must not start with "p"), and `along.take` gets their outcome
+        before any page error is raised. Nothing rides when every list fits its first page. A
+        failed request raises as without `along`: the caller knows what it gave to send."""
         pagers = {name: _Pager(method, {"order": {"id": "ASC"}, **params}, page_size)
                   for name, (method, params) in lists.items()}
         if len(pagers) == 1:
@@ -211,16 +228,24 @@ class BitrixClient:
             unbatchable = [pager for pager in pagers.values() if pager.open and not pager.batchable]
             for pager in unbatchable:  # values a batch command cannot carry: one page per call
                 pager.take(self.call(pager.method, pager.params_for(pager.next_page)))
-            wanted = _speculative_pages([pager for pager in pagers.values() if pager.open and pager.batchable])
+            batchable = [pager for pager in pagers.values() if pager.open and pager.batchable]
+            rider, riding = None, {}
+            if batchable and along is not None:  # only the first batch of further pages carries commands
+                rider, riding, along = along, _riding(along, pagers), None
+            wanted = _speculative_pages(batchable, BATCH_LIMIT - len(riding))
             if not wanted and not unbatchable:
                 return {name: pager.items for name, pager in pagers.items()}
             if wanted:
-                self._pages_in_batch(wanted)
+                self._pages_in_batch(wanted, riding, rider)
 
-    def _pages_in_batch(self, pages: list[tuple["_Pager", int]]) -> None:
-        """Fetch the given pages in one batch; every list takes its pages in order."""
+    def _pages_in_batch(self, pages: list[tuple["_Pager", int]], riding: dict | None = None,
+                        rider: Along | None = None) -> None:
+        """Fetch the given pages in one batch, with the `riding` commands (their outcome goes to
+        `rider` first); every list takes its pages in order."""
         commands = {f"p{index}": (pager.method, pager.params_for(page)) for index, (pager, page) in enumerate(pages)}
-        outcome = self.batch(commands)
+        outcome = self.batch({**commands, **(riding or {})})
+        if riding:
+            rider.take(_only(outcome, riding))
         for index, (pager, page) in enumerate(pages):
             key = f"p{index}"
             if not pager.open or page != pager.next_page:
@@ -353,11 +378,27 @@ class _Pager:
         self.open = len(chunk) >= self.page_size and self.next_page <= MAX_LIST_PAGES
 
 
-def _speculative_pages(pagers: list[_Pager]) -> list[tuple[_Pager, int]]:
-    """The next pages of every open list, sharing one batch's 50 commands."""
+def _riding(along: Along, pagers: dict[str, _Pager]) -> dict[str, tuple[str, dict]]:
+    """What `along` sends with the next batch of pages, checked to leave room for a page."""
+    riding = along.commands({name: list(pager.items) for name, pager in pagers.items()},
+                            {name for name, pager in pagers.items() if pager.open})
+    if len(riding) >= BATCH_LIMIT or any(key.startswith("p") for key in riding):
+        raise ValueError(f"Commands along a read: fewer than {BATCH_LIMIT}, keys not starting with p.")
+    return riding
+
+
+def _only(outcome: BatchResult, keys) -> BatchResult:
+    """The part of a batch's outcome that belongs to the commands `keys`."""
+    return BatchResult({key: value for key, value in outcome.results.items() if key in keys},
+                       {key: value for key, value in outcome.errors.items() if key in keys},
+                       {key: value for key, value in outcome.seconds.items() if key in keys})
+
+
+def _speculative_pages(pagers: list[_Pager], room: int = BATCH_LIMIT) -> list[tuple[_Pager, int]]:
+    """The next pages of every open list, sharing `room` commands of one batch."""
     if not pagers:
         return []
-    share, extra = divmod(BATCH_LIMIT, len(pagers))
+    share, extra = divmod(room, len(pagers))
     pages = []
     for index, pager in enumerate(pagers):
         count = min(share + (1 if index < extra else 0), MAX_LIST_PAGES - pager.next_page + 1)
