@@ -546,6 +546,32 @@ def test_batches_with_measured_check_times_go_out_together_after_the_probe_and_t
     assert report.requests == 2 + 6  # reads: first pages, then the rest in one batch
 
 
+def test_a_new_write_batch_starts_as_soon_as_one_in_flight_finishes(fake, installed_portal, bitrix, monkeypatch):
+    ids = demo_sources(fake, installed_portal, 305)  # 5 measured along with the read, then 6 batches of 50
+    send, lock, timeline = BitrixClient._send, threading.Lock(), {}
+
+    def slow_first_write_batch(self, url, payload):
+        commands = payload.get("cmd") if url.endswith("/batch") else None
+        if not commands or "p0" in commands:
+            return send(self, url, payload)
+        first_id = next(iter(commands.values())).split("id=")[1].split("&")[0]
+        started = time.monotonic()
+        time.sleep(1.5 if first_id == str(ids[5]) else 0.2)
+        try:
+            return send(self, url, payload)
+        finally:
+            with lock:
+                timeline[first_id] = (started, time.monotonic())
+
+    monkeypatch.setattr(BitrixClient, "_send", slow_first_write_batch)
+    [report] = PlanRunner(bitrix.for_jobs(), parse_plan(description_updates(ids), {})).run([installed_portal.member_id])
+
+    assert report.status == "changed", report.reason
+    slow_ends = timeline.pop(str(ids[5]))[1]
+    assert len(timeline) == 5
+    assert all(started < slow_ends for started, _ in timeline.values())  # the 5th and 6th did not wait for it
+
+
 def test_a_portal_failure_in_one_of_the_batches_sent_together_fails_the_portal_after_all_finished(
         fake, installed_portal, bitrix, writes_in_flight, monkeypatch):
     ids = demo_sources(fake, installed_portal, 155)  # the probe of 5, then 3 batches of 50 at once

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import literal, select, union_all
+from sqlalchemy import bindparam, literal, select, union_all
 
 from ..models import Database, GatewayConnector, Portal
+
+# Built once: SQLAlchemy then reuses its cache key and compiled form for every portal.
+_PORTAL_ID = select(Portal.id).where(Portal.member_id == bindparam("member_id")).scalar_subquery()
+_OWNED = union_all(
+    select(literal("connector"), GatewayConnector.connector_id).where(GatewayConnector.portal_id == _PORTAL_ID),
+    select(literal("source"), Database.source_id).where(Database.portal_id == _PORTAL_ID,
+                                                        Database.source_id.is_not(None)))
 
 
 @dataclass(frozen=True)
@@ -19,12 +26,7 @@ class GatewayObjects:
     @classmethod
     def of_portal(cls, session_factory, member_id: str) -> GatewayObjects:
         """One statement: a plan over thousands of portals pays for every round trip."""
-        portal_id = select(Portal.id).where(Portal.member_id == member_id).scalar_subquery()
-        statement = union_all(
-            select(literal("connector"), GatewayConnector.connector_id).where(GatewayConnector.portal_id == portal_id),
-            select(literal("source"), Database.source_id).where(Database.portal_id == portal_id,
-                                                                Database.source_id.is_not(None)))
         with session_factory() as db:
-            rows = db.execute(statement).all()
+            rows = db.execute(_OWNED, {"member_id": member_id}).all()
         return cls(frozenset(object_id for kind, object_id in rows if kind == "connector"),
                    frozenset(object_id for kind, object_id in rows if kind == "source"))

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 
 from ..models import ChangeRecord, Portal
 from .biconnector import normalize_settings
@@ -255,6 +255,9 @@ def _iso(record: ChangeRecord) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+_PORTAL_ID = select(Portal.id).where(Portal.member_id == bindparam("member_id"))  # built once, compiled once
+
+
 class History:
     """One portal's change history (by member_id: a portal never sees another's)."""
 
@@ -284,11 +287,12 @@ class History:
         if not updates:
             return 0
         with self.session_factory() as db, db.begin():
-            portal_id = db.scalar(select(Portal.id).where(Portal.member_id == self.member_id))  # no ORM object
+            portal_id = db.scalar(_PORTAL_ID, {"member_id": self.member_id})  # no ORM object
             if portal_id is None:
                 return 0
-            db.execute(insert(ChangeRecord), [_row(portal_id, kind, object_id, actor, changes)
-                                              for kind, object_id, changes in updates])
+            # The table, not the mapped class: a plain executemany, without the ORM's bulk machinery.
+            db.execute(insert(ChangeRecord.__table__), [_row(portal_id, kind, object_id, actor, changes)
+                                                        for kind, object_id, changes in updates])
         return len(updates)
 
     def entries(self, kind: str, object_id: int, is_secret: Callable[[str], bool] | None = None) -> list[dict]:

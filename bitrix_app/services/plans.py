@@ -30,7 +30,7 @@ import os
 import re
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -547,9 +547,10 @@ def send_updates(client: BitrixClient, updates: list[Update], sleep=time.sleep, 
     Every source.update makes Bitrix24 call the connector's urlCheck while the request waits, so a
     batch holds as many source updates as their expected check times allow (CheckTimes, or `times`
     shared by a plan's portals), at most 50. Consecutive batches of source updates whose check times
-    are known (measured, or this app's gateway) go out up to PARALLEL_WRITE_BATCHES at once: the
-    portal spends most of a batch waiting for the checks, and each request still takes its slot in
-    the portal's bucket. Connector updates, and the first batch for an unmeasured check URL, go
+    are known (measured, or this app's gateway) are in flight up to PARALLEL_WRITE_BATCHES at once
+    (a new one as soon as one finishes, see _WriteWindow): the portal spends most of a batch
+    waiting for the checks, and each request still takes its slot in the portal's bucket. Connector
+    updates, and the first batch for an unmeasured check URL, go
     alone and before what follows them (a plan may have sent that measuring batch along with its
     read already, see MeasuringRide, and passes only the updates still to send). Batch commands
     travel as PHP query strings, which cannot carry a real boolean (biconnector checks booleans
@@ -564,13 +565,68 @@ def send_updates(client: BitrixClient, updates: list[Update], sleep=time.sleep, 
     times = times or CheckTimes(gateway_url)
     pending = deque(updates)
     resent: set[int] = set()
-    while pending:
-        not_landed = _send_chunks(client, _next_chunks(pending, times), times, sleep, clock)
+
+    def send_again(not_landed: list[Update]) -> None:
         again = [update for update in not_landed if id(update) not in resent]
         for update in again:
             resent.add(id(update))
             update.error = update.error_code = None
         pending.extendleft(reversed(again))
+
+    with _WriteWindow(client, times, sleep, clock) as window:
+        while pending or window.in_flight:
+            while pending and window.has_room():
+                chunk = _next_chunk(pending, times)
+                if not window.take(chunk, alone=not _parallel(chunk, times), last=not pending):
+                    pending.extendleft(reversed(chunk))  # it goes alone, once the others are done
+                    break
+                send_again(window.sent_inline)
+            for not_landed in window.finished():
+                send_again(not_landed)
+
+
+class _WriteWindow:
+    """The write batches of one portal in flight: up to PARALLEL_WRITE_BATCHES, a new one as soon
+    as one finishes. A batch that must go alone waits until the window is empty and then runs in
+    the caller's thread, as does one with nothing to go beside it. On leaving, waits for every
+    batch still running, so a portal failure is raised with no write under way."""
+
+    def __init__(self, client: BitrixClient, times: "CheckTimes", sleep, clock):
+        self.send = functools.partial(_send_chunk, client, times=times, sleep=sleep, clock=clock)
+        self.in_flight: set[Future] = set()
+        self.sent_inline: list[Update] = []
+        self.pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> "_WriteWindow":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+    def has_room(self) -> bool:
+        return len(self.in_flight) < PARALLEL_WRITE_BATCHES
+
+    def take(self, chunk: list[Update], alone: bool, last: bool) -> bool:
+        """Send the chunk (inline when nothing is in flight and nothing could join it); False if
+        it must go alone and others are still in flight."""
+        self.sent_inline = []
+        if self.in_flight and alone:
+            return False
+        if not self.in_flight and (alone or last):
+            self.sent_inline = self.send(chunk)
+            return True
+        self.pool = self.pool or ThreadPoolExecutor(PARALLEL_WRITE_BATCHES, thread_name_prefix="writes")
+        self.in_flight.add(self.pool.submit(self.send, chunk))
+        return True
+
+    def finished(self) -> Iterator[list[Update]]:
+        """Waits for at least one batch in flight; yields what each finished one must send again."""
+        if not self.in_flight:
+            return
+        done, self.in_flight = wait(self.in_flight, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield future.result()
 
 
 class CheckTimes:
@@ -629,31 +685,8 @@ def _next_chunk(pending: deque, times: CheckTimes) -> list[Update]:
     return chunk
 
 
-def _next_chunks(pending: deque, times: CheckTimes) -> list[list[Update]]:
-    """The next chunk and, while they are batches of source updates with known check times, up to
-    PARALLEL_WRITE_BATCHES - 1 more to send at the same time."""
-    chunks = [_next_chunk(pending, times)]
-    while len(chunks) < PARALLEL_WRITE_BATCHES and pending and _parallel(chunks[-1], times):
-        chunk = _next_chunk(pending, times)
-        if not _parallel(chunk, times):
-            pending.extendleft(reversed(chunk))
-            break
-        chunks.append(chunk)
-    return chunks
-
-
 def _parallel(chunk: list[Update], times: CheckTimes) -> bool:
     return all(times.known(update) and _batchable(update) for update in chunk)
-
-
-def _send_chunks(client: BitrixClient, chunks: list[list[Update]], times: CheckTimes, sleep, clock) -> list[Update]:
-    """Send the chunks at the same time; returns what must go again (see _send_chunk). A portal
-    failure in one is raised once all have finished, so no write is still running."""
-    if len(chunks) == 1:
-        return _send_chunk(client, chunks[0], times, sleep, clock)
-    with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="writes") as pool:
-        futures = [pool.submit(_send_chunk, client, chunk, times, sleep, clock) for chunk in chunks]
-    return [update for future in futures for update in future.result()]
 
 
 def _batchable(update: Update) -> bool:

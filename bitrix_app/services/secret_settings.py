@@ -8,10 +8,10 @@ The choices live in the app's database (`connector_secret_settings`), never in B
 """
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import sessionmaker
 
-from ..models import ConnectorSecretSettings
+from ..models import ConnectorSecretSettings, Portal
 from .tokens import portal_by_member_id
 
 DEFAULT_MARKERS = ("password", "secret", "token", "key", "pass", "pwd")
@@ -21,6 +21,13 @@ MAX_CODE_LENGTH = 512
 def is_secret_by_default(code: str) -> bool:
     lowered = str(code).lower()
     return any(marker in lowered for marker in DEFAULT_MARKERS)
+
+
+# Built once, so SQLAlchemy reuses its cache key and compiled form for every portal of a plan.
+_CHOICES = (select(ConnectorSecretSettings.connector_id, ConnectorSecretSettings.codes,
+                   ConnectorSecretSettings.public_codes)
+            .join(Portal, Portal.id == ConnectorSecretSettings.portal_id)
+            .where(Portal.member_id == bindparam("member_id")))
 
 
 class SecretSettings:
@@ -34,12 +41,9 @@ class SecretSettings:
     def choices(self) -> dict[int, tuple[set[str], set[str]]]:
         """Connector id -> (codes marked secret, codes marked not secret)."""
         if self._choices is None:
-            with self.session_factory() as db:
-                portal = portal_by_member_id(db, self.member_id)
-                rows = db.scalars(select(ConnectorSecretSettings).where(
-                    ConnectorSecretSettings.portal_id == portal.id)) if portal is not None else []
-                self._choices = {row.connector_id: (set(row.codes or []), set(row.public_codes or []))
-                                 for row in rows}
+            with self.session_factory() as db:  # one statement: a plan reads this for every portal
+                self._choices = {connector_id: (set(codes or []), set(public or []))
+                                 for connector_id, codes, public in db.execute(_CHOICES, {"member_id": self.member_id})}
         return self._choices
 
     def is_secret(self, connector_id: int | None, code: str) -> bool:

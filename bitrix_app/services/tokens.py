@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from sqlalchemy import inspect, select, update
+from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from ..models import Portal, PortalHistory, PortalStatus, PortalToken
@@ -78,12 +78,15 @@ def record(session: Session, member_id: str, kind: str, detail: str = "") -> Non
     session.add(PortalHistory(member_id=member_id, kind=kind, detail=detail[:1024]))
 
 
+# Built once: a plan reads a portal per portal, and SQLAlchemy then reuses the compiled statement.
+_PORTAL = select(Portal).where(Portal.member_id == bindparam("member_id"))
+_PORTAL_WITH_TOKEN = _PORTAL.options(joinedload(Portal.token))
+
+
 def portal_by_member_id(session: Session, member_id: str, with_token: bool = False) -> Portal | None:
     """`with_token`: the token row comes in the same query (usable after the session closes)."""
-    query = select(Portal).where(Portal.member_id == member_id)
-    if with_token:
-        query = query.options(joinedload(Portal.token))
-    return session.scalars(query).first()
+    query = _PORTAL_WITH_TOKEN if with_token else _PORTAL
+    return session.scalars(query, {"member_id": member_id}).first()
 
 
 class AmbiguousPortal(PortalUnavailable):

@@ -101,9 +101,10 @@ def data() -> Response:
     return _refused() or jsonify([header, *[[row[i] for i in positions] for row in rows]])
 
 
-def seed_demo(fake, portal) -> dict:
-    """One "Demo warehouse" connector owned by our app, pointing here, with two sources."""
-    base = f"{fake.url}/_demo_connector"
+def seed_demo(fake, portal, base: str | None = None) -> dict:
+    """One "Demo warehouse" connector owned by our app, pointing here (or at `base`, a server of
+    its own: see `serve`), with two sources."""
+    base = base or f"{fake.url}/_demo_connector"
     connector_id = fake.seed_connector(portal, {
         "title": "Demo warehouse",
         "logo": DEMO_LOGO,
@@ -121,3 +122,20 @@ def seed_demo(fake, portal) -> dict:
                                   "settings": {"host": "wh2.demo.test", "port": "5433", "token": "demo-token-2"}}),
     ]
     return {"connector_id": connector_id, "source_ids": source_ids}
+
+
+def serve(host: str = "127.0.0.1", port: int = 0, ready=None) -> None:
+    """Serve the demo connector alone, as a connector's own server (the benchmark runs it in a
+    process of its own, so its checks do not share the fake portal's interpreter). Puts its base
+    URL into `ready` (a queue) once it listens; runs until the process ends."""
+    from flask import Flask
+    from werkzeug.serving import make_server
+
+    from .server import _QuietRequestHandler
+
+    app = Flask("demo_connector")
+    app.register_blueprint(bp)
+    server = make_server(host, port, app, threaded=True, request_handler=_QuietRequestHandler)
+    if ready is not None:
+        ready.put(f"http://{host}:{server.server_port}/_demo_connector")
+    server.serve_forever()

@@ -209,8 +209,8 @@ class FakeBitrix24:
                                        "externalCode": name, "externalName": name, "columns": []}
         return table_id
 
-    def seed_demo(self, portal: Portal) -> dict:
-        return demo_connector.seed_demo(self, portal)
+    def seed_demo(self, portal: Portal, base: str | None = None) -> dict:
+        return demo_connector.seed_demo(self, portal, base)
 
     # --- inspection -----------------------------------------------------------------------
 
