@@ -98,9 +98,22 @@ def start_demo_connector():
     the portal's urlCheck calls then cost the fake's process only the outbound request."""
     context = multiprocessing.get_context("spawn")
     ready = context.Queue()
-    process = context.Process(target=demo_connector.serve, kwargs={"ready": ready}, daemon=True)
+    process = context.Process(target=serve_demo_connector, args=(ready,), daemon=True)
     process.start()
     return process, ready.get(timeout=60)
+
+
+def serve_demo_connector(ready) -> None:
+    """In its own process, under waitress; puts its base URL into `ready` once it listens."""
+    import logging
+
+    from waitress.server import create_server
+
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    server = create_server(demo_connector.create_app(), host="127.0.0.1", port=0, threads=32,
+                           connection_limit=2000, asyncore_use_poll=True, ident="")
+    ready.put(f"http://127.0.0.1:{server.effective_port}/_demo_connector")
+    server.run()
 
 
 class Sandbox:

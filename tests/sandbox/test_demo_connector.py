@@ -1,20 +1,21 @@
 """The demo connector: its endpoints on the fake, and on a server of its own (as the benchmark runs it)."""
 from __future__ import annotations
 
-import queue
 import threading
 
 import pytest
 import requests
+from werkzeug.serving import make_server
 
 from bitrix_app.sandbox.fake import demo_connector
 
 
 @pytest.fixture(scope="module")
 def own_server_url():
-    ready: queue.Queue = queue.Queue()
-    threading.Thread(target=demo_connector.serve, kwargs={"ready": ready}, daemon=True).start()
-    return ready.get(timeout=10)
+    server = make_server("127.0.0.1", 0, demo_connector.create_app(), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/_demo_connector"
+    server.shutdown()
 
 
 def test_its_own_server_answers_the_check_and_refuses_a_bad_token(own_server_url):

@@ -124,18 +124,12 @@ def seed_demo(fake, portal, base: str | None = None) -> dict:
     return {"connector_id": connector_id, "source_ids": source_ids}
 
 
-def serve(host: str = "127.0.0.1", port: int = 0, ready=None) -> None:
-    """Serve the demo connector alone, as a connector's own server (the benchmark runs it in a
-    process of its own, so its checks do not share the fake portal's interpreter). Puts its base
-    URL into `ready` (a queue) once it listens; runs until the process ends."""
-    from flask import Flask
-    from werkzeug.serving import make_server
 
-    from .server import _QuietRequestHandler
+def create_app():
+    """The demo connector alone, as a connector's own server (the benchmark serves it in a process
+    of its own, so its checks do not share the fake portal's interpreter)."""
+    from flask import Flask
 
     app = Flask("demo_connector")
     app.register_blueprint(bp)
-    server = make_server(host, port, app, threaded=True, request_handler=_QuietRequestHandler)
-    if ready is not None:
-        ready.put(f"http://{host}:{server.server_port}/_demo_connector")
-    server.serve_forever()
+    return app
