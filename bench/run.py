@@ -76,18 +76,25 @@ class NetworkLatency:
         return self.app(environ, start_response)
 
 
-def serve_with_keep_alive(fake: FakeBitrix24, threads: int = 64):
-    """Serve the fake with waitress rather than its own werkzeug server, which closes every
-    connection: a cloud portal's front end keeps connections alive, and every client here pools
-    them. A fixed pool of threads instead of a thread per connection, on loopback."""
+def waitress_server(app, threads: int):
+    """A waitress server for `app` on a free loopback port: a fixed pool of threads, connections
+    kept alive (not yet running: call its `run`)."""
     import logging
-    import threading
 
     from waitress.server import create_server
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" under bursts
-    server = create_server(fake.flask_app, host="127.0.0.1", port=0, threads=threads,
-                           connection_limit=2000, asyncore_use_poll=True, ident="")
+    return create_server(app, host="127.0.0.1", port=0, threads=threads, connection_limit=2000,
+                         asyncore_use_poll=True, ident="")
+
+
+def serve_with_keep_alive(fake: FakeBitrix24, threads: int = 64):
+    """Serve the fake with waitress rather than its own werkzeug server, which closes every
+    connection: a cloud portal's front end keeps connections alive, and every client here pools
+    them. A fixed pool of threads instead of a thread per connection, on loopback."""
+    import threading
+
+    server = waitress_server(fake.flask_app, threads)
     fake.url = fake.state.base_url = f"http://127.0.0.1:{server.effective_port}"
     threading.Thread(target=server.run, name="fake-bitrix24", daemon=True).start()
     return server
@@ -105,13 +112,7 @@ def start_demo_connector():
 
 def serve_demo_connector(ready) -> None:
     """In its own process, under waitress; puts its base URL into `ready` once it listens."""
-    import logging
-
-    from waitress.server import create_server
-
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    server = create_server(demo_connector.create_app(), host="127.0.0.1", port=0, threads=32,
-                           connection_limit=2000, asyncore_use_poll=True, ident="")
+    server = waitress_server(demo_connector.create_app(), threads=32)
     ready.put(f"http://127.0.0.1:{server.effective_port}/_demo_connector")
     server.run()
 
